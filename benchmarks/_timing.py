@@ -1,0 +1,48 @@
+"""Shared timing helpers: medians of repeated, blocked calls after a warm-up compile."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+
+
+def median_time(fn: Callable[[], Any], repeats: int = 20, warmup: int = 2) -> float:
+    """Median wall time (s) of ``fn()`` over ``repeats`` calls, each ended by ``block_until_ready``."""
+    for _ in range(warmup):
+        jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    """A one-line description of where the numbers were taken."""
+    dev = jax.devices()[0]
+    return f"{platform.machine()} ({os.cpu_count()} cores), {jax.device_count()} x {dev.platform}:{dev.device_kind}, jax {jax.__version__}"
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """Print ``rows`` as a Markdown table (the README quotes it verbatim)."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "|".join("---" for _ in columns) + "|")
+    for row in rows:
+        cells = [f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        print("| " + " | ".join(cells) + " |")
+
+
+def write_json(name: str, rows: list[dict[str, Any]], out_dir: str | Path = "benchmarks/results") -> Path:
+    """Write ``{"machine": ..., "rows": rows}`` to ``out_dir/name.json``."""
+    path = Path(out_dir) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+    return path

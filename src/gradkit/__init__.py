@@ -1,0 +1,31 @@
+"""gradkit: a JAX toolkit for people who study and invent optimizers."""
+
+from gradkit import derivatives, diff, landscapes
+from gradkit.derivatives import (
+    batched_hvp,
+    directional_derivative,
+    ggn_vp,
+    hessian,
+    hvp,
+    hvp_operator,
+    jacobian,
+)
+from gradkit.diff import check
+from gradkit.landscapes import Landscape
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Landscape",
+    "batched_hvp",
+    "check",
+    "derivatives",
+    "diff",
+    "directional_derivative",
+    "ggn_vp",
+    "hessian",
+    "hvp",
+    "hvp_operator",
+    "jacobian",
+    "landscapes",
+]

@@ -1,0 +1,155 @@
+"""JAX-transform helpers over pytrees: HVPs, GGN products, directional derivatives.
+
+Everything here is a pure function of pytrees and composes with ``jit``/``vmap``.
+The Hessian is never formed except by :func:`hessian` with ``dense=True``,
+which is meant for tiny problems (2D landscapes, tests).
+
+Identities used (``f: R^n -> R``, ``g = ∇f``):
+
+* forward-over-reverse: ``H v = d/dt g(x + t v)|₀ = jvp(grad f, x, v)``  (cheapest)
+* reverse-over-reverse: ``H v = ∇_x <g(x), v>``
+* reverse-over-forward: ``H v = ∇_x (jvp(f, x, v))``
+* Gauss-Newton: ``G v = Jᵀ H_L J v`` for ``L(m(θ))``, ``J = ∂m/∂θ``, ``H_L = ∇²L``
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+PyTree = Any
+HVPMode = Literal["fwd_rev", "rev_rev", "rev_fwd"]
+HVP_MODES: tuple[str, ...] = ("fwd_rev", "rev_rev", "rev_fwd")
+
+
+def _check_same_structure(x: PyTree, v: PyTree, what: str) -> None:
+    """Raise a clear error when ``v`` is not a pytree shaped like ``x``."""
+    x_def, v_def = jax.tree.structure(x), jax.tree.structure(v)
+    if x_def != v_def:
+        raise ValueError(f"{what}: tangent pytree structure {v_def} does not match params {x_def}")
+    for i, (a, b) in enumerate(zip(jax.tree.leaves(x), jax.tree.leaves(v))):
+        if jnp.shape(a) != jnp.shape(b):
+            raise ValueError(
+                f"{what}: leaf {i} of the tangent has shape {jnp.shape(b)}, params leaf has {jnp.shape(a)}"
+            )
+
+
+def scalar_fn(f: Callable[..., Any], what: str = "objective") -> Callable[..., jax.Array]:
+    """Wrap ``f`` so that a non-scalar output raises a ``TypeError`` at trace time."""
+
+    def wrapped(*args: Any, **kwargs: Any) -> jax.Array:
+        out = f(*args, **kwargs)
+        if jnp.ndim(out) != 0:
+            raise TypeError(
+                f"{what} must return a scalar, got an output of shape {jnp.shape(out)}; "
+                "reduce it (e.g. .mean() or .sum()) first"
+            )
+        return out
+
+    return wrapped
+
+
+def directional_derivative(f: Callable[[PyTree], Any], x: PyTree, v: PyTree) -> Any:
+    """``D_v f(x) = lim (f(x + t v) - f(x)) / t = J_f(x) v`` by one ``jax.jvp``."""
+    _check_same_structure(x, v, "directional_derivative")
+    return jax.jvp(f, (x,), (v,))[1]
+
+
+def hvp(f: Callable[[PyTree], Any], x: PyTree, v: PyTree, mode: HVPMode = "fwd_rev") -> PyTree:
+    """Hessian-vector product ``H(x) v`` of a scalar ``f``, never forming ``H``.
+
+    ``mode``: ``"fwd_rev"`` = ``jvp(grad f)`` (default, one forward pass over the
+    gradient), ``"rev_rev"`` = ``grad(<grad f, v>)``, ``"rev_fwd"`` = ``grad(jvp f)``.
+    """
+    _check_same_structure(x, v, "hvp")
+    f = scalar_fn(f)
+    if mode == "fwd_rev":
+        return jax.jvp(jax.grad(f), (x,), (v,))[1]
+    if mode == "rev_rev":
+        return jax.grad(lambda y: _tree_vdot(jax.grad(f)(y), v))(x)
+    if mode == "rev_fwd":
+        return jax.grad(lambda y: jax.jvp(f, (y,), (v,))[1])(x)
+    raise ValueError(f"hvp: unknown mode {mode!r}; valid modes: {', '.join(HVP_MODES)}")
+
+
+def _tree_vdot(a: PyTree, b: PyTree) -> jax.Array:
+    """``<a, b> = Σ_leaves Σ a_i b_i``."""
+    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def hvp_operator(f: Callable[[PyTree], Any], x: PyTree) -> Callable[[PyTree], PyTree]:
+    """Linearize ``∇f`` at ``x`` once and return the reusable linear map ``v -> H(x) v``.
+
+    ``jax.linearize`` evaluates the gradient and stores its linearization, so each
+    call costs one tangent pass (no recomputation of the primal).  The returned
+    function is pure, jit- and vmap-able.
+    """
+    _, hvp_fn = jax.linearize(jax.grad(scalar_fn(f)), x)
+
+    def operator(v: PyTree) -> PyTree:
+        _check_same_structure(x, v, "hvp_operator")
+        return hvp_fn(v)
+
+    return operator
+
+
+def batched_hvp(
+    f: Callable[[PyTree], Any], x: PyTree, vs: PyTree, mode: HVPMode = "fwd_rev"
+) -> PyTree:
+    """``H(x) v_k`` for a batch of tangents stacked on the leading axis of each leaf of ``vs``.
+
+    The gradient is linearized once (``fwd_rev``) and the tangent map is ``vmap``-ed.
+    """
+    batch_sizes = {jnp.shape(leaf)[0] for leaf in jax.tree.leaves(vs)}
+    if len(batch_sizes) != 1:
+        raise ValueError(f"batched_hvp: leaves of vs disagree on the batch axis: {batch_sizes}")
+    first = jax.tree.map(lambda leaf: leaf[0], vs)
+    _check_same_structure(x, first, "batched_hvp")
+    if mode == "fwd_rev":
+        _, hvp_fn = jax.linearize(jax.grad(scalar_fn(f)), x)
+        return jax.vmap(hvp_fn)(vs)
+    return jax.vmap(lambda v: hvp(f, x, v, mode=mode))(vs)
+
+
+def ggn_vp(
+    model_fn: Callable[[PyTree], Any],
+    loss_fn: Callable[[Any], Any],
+    params: PyTree,
+    v: PyTree,
+) -> PyTree:
+    """Generalized Gauss-Newton product ``G v = Jᵀ H_L J v`` for ``L(m(θ))``.
+
+    ``model_fn(params)`` returns the outputs ``z`` (any pytree), ``loss_fn(z)`` a
+    scalar.  ``J v`` by ``jvp`` of the model, ``H_L (J v)`` by forward-over-reverse on
+    the loss, ``Jᵀ(·)`` by ``vjp`` of the model.  ``G`` is positive semi-definite
+    whenever the loss is convex in ``z``.
+    """
+    _check_same_structure(params, v, "ggn_vp")
+    z, model_vjp = jax.vjp(model_fn, params)
+    jv = jax.jvp(model_fn, (params,), (v,))[1]
+    hjv = jax.jvp(jax.grad(scalar_fn(loss_fn, "loss_fn")), (z,), (jv,))[1]
+    return model_vjp(hjv)[0]
+
+
+def jacobian(f: Callable[[PyTree], Any], x: PyTree, mode: Literal["rev", "fwd"] = "rev") -> PyTree:
+    """Jacobian of ``f`` at a pytree ``x`` (``jax.jacrev`` or ``jax.jacfwd``), output-major:
+    for array in/out, ``J[i, j] = ∂f_i/∂x_j`` has shape ``out.shape + in.shape``."""
+    if mode not in ("rev", "fwd"):
+        raise ValueError(f"jacobian: mode must be 'rev' or 'fwd', got {mode!r}")
+    return (jax.jacrev if mode == "rev" else jax.jacfwd)(f)(x)
+
+
+def hessian(f: Callable[[PyTree], Any], x: PyTree, dense: bool = False) -> PyTree:
+    """Hessian ``∂²f/∂x∂x`` of a scalar ``f`` (forward-over-reverse, ``jax.hessian``).
+
+    ``dense=False``: jax's pytree-of-pytrees layout.  ``dense=True``: an ``n x n``
+    matrix over ``ravel_pytree(x)`` — only for small ``n``.
+    """
+    f = scalar_fn(f)
+    if not dense:
+        return jax.hessian(f)(x)
+    flat, unravel = ravel_pytree(x)
+    return jax.hessian(lambda z: f(unravel(z)))(flat)
