@@ -1,6 +1,6 @@
 """gradkit: a JAX toolkit for people who study and invent optimizers."""
 
-from gradkit import derivatives, diff, landscapes
+from gradkit import derivatives, diff, landscapes, optim
 from gradkit.derivatives import (
     batched_hvp,
     directional_derivative,
@@ -28,4 +28,5 @@ __all__ = [
     "hvp_operator",
     "jacobian",
     "landscapes",
+    "optim",
 ]

@@ -34,6 +34,20 @@ def _cmd_landscapes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_exercise(args: argparse.Namespace) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # the seed's numbers are quoted to 7 digits
+    from gradkit import exercise
+
+    results = exercise.run_seed_exercise(epochs=args.epochs)
+    print("f(w1, w2) = 0.1 w1^2 + 2 w2^2, start (-5, -2)  [seed 002 exercise]")
+    print(exercise.format_table(results))
+    if args.plot:
+        print(f"wrote {exercise.plot_exercise(results, str(Path(args.out) / 'seed_exercise.png'))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gradkit", description="A JAX toolkit for studying optimizers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     land.add_argument("--plot", metavar="NAME", help="write a contour PNG of landscape NAME")
     land.add_argument("--out", default="gradkit-out", help="output folder (default: gradkit-out)")
     land.set_defaults(func=_cmd_landscapes)
+    ex = sub.add_parser("exercise", help="the seed 002 exercise: GD, momentum, RMSProp, Adam on 0.1 w1^2 + 2 w2^2")
+    ex.add_argument("--epochs", type=int, default=30, help="number of epochs (default 30)")
+    ex.add_argument("--plot", action="store_true", help="write contours + trajectories to OUT/seed_exercise.png")
+    ex.add_argument("--out", default="gradkit-out", help="output folder (default: gradkit-out)")
+    ex.set_defaults(func=_cmd_exercise)
     return parser
 
 

@@ -1,0 +1,30 @@
+"""The seed 002 exercise: GD, momentum (EMA), RMSProp and Adam on f = 0.1 w1² + 2 w2² from (-5, -2).
+
+Prints the step-by-step table for the first two epochs (gradient, optimizer state,
+new point) like the seed's worked solution, the final point after 30 epochs, and
+writes the four trajectories over the contours to seed_exercise.png.
+
+    python examples/seed_exercise.py [--out DIR]
+"""
+
+import argparse
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from gradkit import exercise  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=".", help="folder for seed_exercise.png")
+    parser.add_argument("--epochs", type=int, default=exercise.EPOCHS)
+    args = parser.parse_args()
+    results = exercise.run_seed_exercise(epochs=args.epochs)
+    print(exercise.format_table(results))
+    print("wrote", exercise.plot_exercise(results, f"{args.out}/seed_exercise.png"))
+
+
+if __name__ == "__main__":
+    main()
