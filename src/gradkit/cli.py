@@ -3,6 +3,7 @@
     gradkit landscapes                  list the landscape suite
     gradkit landscapes --plot NAME      write NAME's contour plot (minima marked) to a PNG
     gradkit exercise [--plot]           the seed 002 exercise: GD, momentum, RMSProp, Adam
+    gradkit race [options]              every optimizer on a landscape suite, leaderboard + PNGs
 """
 
 from __future__ import annotations
@@ -48,6 +49,26 @@ def _cmd_exercise(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_race(args: argparse.Namespace) -> int:
+    import time
+
+    from gradkit import race
+
+    config = race.RaceConfig(
+        landscapes=tuple(args.landscapes), optimizers=tuple(args.optimizers),
+        learning_rates=tuple(args.lrs), starts_per_axis=args.starts, steps=args.steps, tol=args.tol,
+        record_every=args.record_every, out=None if args.no_plots else args.out,
+    )
+    start = time.perf_counter()
+    try:
+        race.race(config)
+    except ValueError as err:
+        print(f"gradkit race: {err}", file=sys.stderr)
+        return 2
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gradkit", description="A JAX toolkit for studying optimizers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--plot", action="store_true", help="write contours + trajectories to OUT/seed_exercise.png")
     ex.add_argument("--out", default="gradkit-out", help="output folder (default: gradkit-out)")
     ex.set_defaults(func=_cmd_exercise)
+
+    from gradkit import optim, race
+
+    rc = sub.add_parser("race", help="race every optimizer on a landscape suite: leaderboard + pictures")
+    rc.add_argument("--landscapes", nargs="+", default=list(race.DEFAULT_LANDSCAPES), metavar="NAME")
+    rc.add_argument("--optimizers", nargs="+", default=list(optim.FIRST_ORDER), metavar="NAME")
+    rc.add_argument("--lrs", nargs="+", type=float, default=list(race.DEFAULT_LEARNING_RATES), metavar="LR",
+                    help="learning-rate grid swept for every optimizer")
+    rc.add_argument("--starts", type=int, default=12, help="start points per axis (a grid over the domain)")
+    rc.add_argument("--steps", type=int, default=500)
+    rc.add_argument("--tol", type=float, default=1e-4, help="success: |f - f*| <= tol")
+    rc.add_argument("--record-every", type=int, default=5, help="record every k-th step for the curves")
+    rc.add_argument("--out", default="gradkit-out", help="output folder for the PNGs")
+    rc.add_argument("--no-plots", action="store_true")
+    rc.set_defaults(func=_cmd_race)
     return parser
 
 

@@ -69,7 +69,7 @@ def plot_landscape(
     lv = contour_levels(Z, levels, landscape.log_scale)
     filled = ax.contourf(X, Y, Z, levels=lv, cmap="viridis")
     ax.contour(X, Y, Z, levels=lv, colors="k", linewidths=0.3, alpha=0.4)
-    ax.figure.colorbar(filled, ax=ax, shrink=0.85)
+    ax.figure.colorbar(filled, ax=ax, shrink=0.85, format="%.3g")
     if landscape.minima:
         mins = np.asarray(landscape.minima)
         ax.plot(mins[:, 0], mins[:, 1], "*", color="red", markersize=14, markeredgecolor="white",
@@ -129,4 +129,62 @@ def plot_loss_curves(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_heatmap(
+    matrix: np.ndarray,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    ax: "Axes | None" = None,
+    title: str = "",
+    cbar_label: str = "",
+    fmt: str = "{:.2f}",
+    cmap: str = "viridis",
+) -> "Axes":
+    """A labelled heatmap (e.g. success rate or median steps over optimizer × learning rate);
+    NaN cells are left blank, every cell is annotated."""
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 + 0.8 * len(col_labels), 1.0 + 0.45 * len(row_labels)))
+    matrix = np.asarray(matrix, dtype=np.float64)
+    image = ax.imshow(np.ma.masked_invalid(matrix), aspect="auto", cmap=cmap)
+    ax.figure.colorbar(image, ax=ax, label=cbar_label)
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(row_labels)), row_labels, fontsize=8)
+    for (i, j), value in np.ndenumerate(matrix):
+        if np.isfinite(value):
+            ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=6, color="w")
+    ax.set_title(title, fontsize=9)
+    return ax
+
+
+def plot_basins(
+    landscape: Landscape,
+    starts: np.ndarray,
+    basin: np.ndarray,
+    ax: "Axes | None" = None,
+    title: str | None = None,
+) -> "Axes":
+    """Start-point basin map: each start coloured by the index of the minimum its run reached
+    (grey: none), over the landscape's contour lines, minima marked."""
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 5.2))
+    X, Y, Z = landscape_grid(landscape, 200)
+    ax.contour(X, Y, Z, levels=contour_levels(Z, 25, landscape.log_scale), colors="k", linewidths=0.3, alpha=0.5)
+    starts, basin = np.asarray(starts), np.asarray(basin)
+    colors = plt.get_cmap("tab10")
+    for k in range(len(landscape.minima)):
+        sel = basin == k
+        ax.scatter(starts[sel, 0], starts[sel, 1], s=12, color=colors(k), label=f"→ minimum {k}")
+    none = basin < 0
+    if none.any():
+        ax.scatter(starts[none, 0], starts[none, 1], s=12, color="lightgrey", label="no minimum")
+    mins = np.asarray(landscape.minima)
+    if mins.size:
+        for k, m in enumerate(mins):
+            ax.plot(m[0], m[1], "*", color=colors(k), markersize=16, markeredgecolor="k")
+    ax.set_title(title or f"{landscape.name}: which minimum each start reaches", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
     return ax
