@@ -25,6 +25,20 @@ def median_time(fn: Callable[[], Any], repeats: int = 20, warmup: int = 2) -> fl
     return statistics.median(times)
 
 
+def interleaved_medians(fns: list[Callable[[], Any]], repeats: int = 20, warmup: int = 2) -> list[float]:
+    """Median wall times of several callables timed in alternation (cancels machine drift)."""
+    for fn in fns:
+        for _ in range(warmup):
+            jax.block_until_ready(fn())
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, times in zip(fns, samples):
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times.append(time.perf_counter() - start)
+    return [statistics.median(times) for times in samples]
+
+
 def machine() -> str:
     """A one-line description of where the numbers were taken."""
     dev = jax.devices()[0]

@@ -7,8 +7,10 @@ learning-rate grid costs no recompilation).  One step of one run is
 
     f, g = value_and_grad(objective)(x);   u, s = opt.update(g, s, x);   x ← x + u
 
-A run whose value, gradient or new point is not finite is flagged ``diverged``
-and frozen at its last finite point; its neighbours in the batch are untouched.
+A run whose objective value becomes NaN/inf (a non-finite point propagates into
+the value) is flagged ``diverged`` and frozen at its last finite point on a check
+boundary (every recorded step; in final-state mode every ``d <= 16`` steps, ``d``
+the largest divisor of ``steps``); its neighbours in the batch are untouched.
 The run axis is split into chunks (bounded memory, a tqdm bar) and each chunk is
 sharded over every local device (data-parallel, no communication).  Multi-host:
 call ``jax.distributed.initialize()`` first; ``jax.devices()`` then spans hosts
@@ -18,6 +20,7 @@ and the same mesh shards over all of them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -30,6 +33,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 PyTree = Any
 OptimizerFactory = Callable[..., optax.GradientTransformation]
+OptimizerLike = optax.GradientTransformation | OptimizerFactory
 
 _DEFAULT_MAX_BYTES = 4 * 1024**3
 
@@ -66,10 +70,6 @@ def _tree_norm(tree: PyTree) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
 
 
-def _all_finite(tree: PyTree) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
 def _record_stride(record: str | int, steps: int) -> int:
     """Steps between recorded points: ``"final"`` -> 0 (nothing recorded), ``"trajectory"`` -> 1."""
     if record == "final":
@@ -83,7 +83,7 @@ def _record_stride(record: str | int, steps: int) -> int:
 
 def _single_run(
     objective: Callable[[PyTree], jax.Array],
-    make_optimizer: OptimizerFactory,
+    make_optimizer: OptimizerLike,
     steps: int,
     stride: int,
     tol: float,
@@ -91,38 +91,47 @@ def _single_run(
 ) -> Callable[[PyTree, Mapping[str, jax.Array]], dict[str, Any]]:
     """The scan for one run; vmapped over the run axis by :func:`_compiled`."""
 
-    def met(value: jax.Array, grad_norm: jax.Array) -> jax.Array:
-        if f_star is not None and math.isfinite(f_star):
+    needs_norm = f_star is None or not math.isfinite(f_star)
+    # divergence is checked every block_len steps: the record stride, else a divisor of steps <= 16
+    block_len = stride or max(d for d in range(1, 17) if steps % d == 0)
+
+    def met(value: jax.Array, grad_norm: jax.Array | None) -> jax.Array:
+        if not needs_norm:
             return jnp.abs(value - f_star) <= tol
         return grad_norm <= tol
 
     def one(x0: PyTree, hparams: Mapping[str, jax.Array]) -> dict[str, Any]:
-        opt = make_optimizer(**hparams)
+        is_opt = isinstance(make_optimizer, optax.GradientTransformation)
+        opt = make_optimizer if is_opt else make_optimizer(**hparams)
         value0, grad0 = jax.value_and_grad(objective)(x0)
 
-        def step(carry: tuple, k: jax.Array) -> tuple[tuple, Any]:
+        def step(carry: tuple, k: jax.Array) -> tuple[tuple, None]:
             x, state, value, grad, hit, diverged = carry
-            updates, new_state = opt.update(grad, state, x)
-            new_x = optax.apply_updates(x, updates)
-            new_value, new_grad = jax.value_and_grad(objective)(new_x)
-            ok = ~diverged & _all_finite(new_x) & jnp.isfinite(new_value) & _all_finite(new_grad)
-            keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
-            x, state, value, grad = keep(new_x, x), keep(new_state, state), keep(new_value, value), keep(new_grad, grad)
-            diverged = diverged | ~ok
-            hit = jnp.where((hit < 0) & ok & met(value, _tree_norm(grad)), (k + 1).astype(hit.dtype), hit)
+            updates, state = opt.update(grad, state, x)
+            x = optax.apply_updates(x, updates)
+            value, grad = jax.value_and_grad(objective)(x)
+            grad_norm = _tree_norm(grad) if needs_norm else None
+            hit = jnp.where((hit < 0) & ~diverged & met(value, grad_norm), (k + 1).astype(hit.dtype), hit)
+            return (x, state, value, grad, hit, diverged), None
+
+        def block(carry: tuple, k0: jax.Array) -> tuple[tuple, Any]:
+            """``block_len`` unchecked steps, then the divergence check: NaN/inf in the point
+            propagates into f, so testing the value is enough.  A diverged run returns to the
+            block's start (its last finite point on a block boundary) and stays there for good;
+            its optimizer state may go non-finite but never reaches the point again.  Checking
+            per block instead of per step keeps the loop fused (~2x faster on CPU)."""
+            x0_, _, value0_, grad0_, _, diverged0 = carry
+            (x, state, value, grad, hit, _), _ = jax.lax.scan(
+                step, carry, k0 + jnp.arange(block_len, dtype=jnp.int32))
+            diverged = diverged0 | ~jnp.isfinite(value)
+            keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(diverged, a, b), old, new)  # noqa: E731
+            x, value, grad = keep(x0_, x), keep(value0_, value), keep(grad0_, grad)
             out = (x, value, _tree_norm(grad)) if stride else None
             return (x, state, value, grad, hit, diverged), out
 
         hit0 = jnp.where(met(value0, _tree_norm(grad0)), 0, -1).astype(jnp.int32)
         carry = (x0, opt.init(x0), value0, grad0, hit0, jnp.asarray(False))
-        if stride:
-            def block(c: tuple, k0: jax.Array) -> tuple[tuple, Any]:
-                c, outs = jax.lax.scan(step, c, k0 + jnp.arange(stride, dtype=jnp.int32))
-                return c, jax.tree.map(lambda o: o[-1], outs)
-
-            carry, recorded = jax.lax.scan(block, carry, jnp.arange(0, steps, stride, dtype=jnp.int32))
-        else:
-            carry, recorded = jax.lax.scan(step, carry, jnp.arange(steps, dtype=jnp.int32))
+        carry, recorded = jax.lax.scan(block, carry, jnp.arange(0, steps, block_len, dtype=jnp.int32))
         x, _, value, grad, hit, diverged = carry
         result = {"final": x, "final_value": value, "final_grad_norm": _tree_norm(grad), "hit_step": hit,
                   "diverged": diverged}
@@ -134,6 +143,14 @@ def _single_run(
         return result
 
     return one
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(objective: Callable[[PyTree], jax.Array], make_optimizer: OptimizerLike, steps: int, stride: int,
+              tol: float, f_star: float | None) -> Callable[..., dict[str, Any]]:
+    """``jit(vmap(run))``, cached so repeated calls with the same objective and optimizer
+    (or factory) reuse the compiled executable."""
+    return jax.jit(jax.vmap(_single_run(objective, make_optimizer, steps, stride, tol, f_star)))
 
 
 def _mesh() -> Mesh:
@@ -149,18 +166,22 @@ def estimate_bytes(n_runs: int, steps: int, point_size: int, record: str | int, 
 
 def run_batch(
     objective: Callable[[PyTree], jax.Array],
-    make_optimizer: OptimizerFactory,
+    make_optimizer: OptimizerLike,
     starts: PyTree,
     steps: int,
     hparams: Mapping[str, Any] | None = None,
     record: str | int = "final",
     tol: float = 1e-6,
     f_star: float | None = None,
-    chunk_size: int = 65536,
+    chunk_size: int = 262144,
     max_bytes: int = _DEFAULT_MAX_BYTES,
     progress: bool = False,
 ) -> RunResult:
     """Run ``make_optimizer(**hparams[r])`` from ``starts[r]`` for every run ``r`` (see module doc).
+
+    ``make_optimizer`` is a factory of traced hyperparameters, or an optimizer itself
+    (then ``hparams`` must be empty).  The compiled executable is cached per
+    (objective, optimizer or factory, steps, record, tol, f_star).
 
     ``hparams`` maps names to arrays with the same leading run axis as ``starts``
     (or scalars, broadcast).  ``tol`` applies to ``|f - f_star|`` when ``f_star``
@@ -179,6 +200,8 @@ def run_batch(
     n_runs = int(jnp.shape(leaves[0])[0])
     if any(jnp.shape(leaf)[0] != n_runs for leaf in leaves):
         raise ValueError("every leaf of starts must have the same leading (run) axis")
+    if hparams and isinstance(make_optimizer, optax.GradientTransformation):
+        raise ValueError("hparams need an optimizer factory, not an optimizer instance")
     hparams = {k: jnp.broadcast_to(jnp.asarray(v), (n_runs,)) if jnp.ndim(v) == 0 else jnp.asarray(v)
                for k, v in (hparams or {}).items()}
     for k, v in hparams.items():
@@ -193,12 +216,13 @@ def run_batch(
             f"(> max_bytes = {max_bytes / 1e9:.2f} GB); record every k-th step (record=k) or 'final'"
         )
 
-    fn = jax.jit(jax.vmap(_single_run(objective, make_optimizer, steps, stride, tol, f_star)))
+    fn = _compiled(objective, make_optimizer, steps, stride, float(tol), None if f_star is None else float(f_star))
     n_dev = jax.device_count()
-    chunk = min(chunk_size, n_runs)
+    n_chunks = -(-n_runs // chunk_size)
+    chunk = -(-n_runs // n_chunks)  # equal chunks: at most n_chunks - 1 padded runs
     chunk = -(-chunk // n_dev) * n_dev  # a multiple of the device count
     sharding = NamedSharding(_mesh(), PartitionSpec("runs"))
-    pieces: list[dict[str, Any]] = []
+    pieces: list[tuple[int, dict[str, Any]]] = []
     bounds = range(0, n_runs, chunk)
     if progress:
         from tqdm.auto import tqdm
@@ -214,9 +238,10 @@ def run_batch(
                 part = jnp.concatenate([part, jnp.repeat(part[-1:], pad, axis=0)])
             return jax.device_put(part, sharding)
 
-        out = fn(jax.tree.map(take, starts), {k: take(v) for k, v in hparams.items()})
-        pieces.append(jax.tree.map(lambda a: np.asarray(a)[: hi - lo], out))
-    merged = jax.tree.map(lambda *parts: np.concatenate(parts), *pieces) if len(pieces) > 1 else pieces[0]
+        # dispatch every chunk before reading any back, so the device never waits on the host
+        pieces.append((hi - lo, fn(jax.tree.map(take, starts), {k: take(v) for k, v in hparams.items()})))
+    pieces_np = [jax.tree.map(lambda a, n=n: np.asarray(a)[:n], out) for n, out in pieces]
+    merged = jax.tree.map(lambda *parts: np.concatenate(parts), *pieces_np) if len(pieces_np) > 1 else pieces_np[0]
     recorded_steps = np.arange(0, steps + 1, stride) if stride else np.array([steps])
     return RunResult(steps_recorded=recorded_steps, **merged)
 
@@ -235,7 +260,7 @@ def run(
 
     See :func:`run_batch` for ``record``, ``tol``, ``f_star``, chunking and sharding.
     """
-    return run_batch(objective, lambda: optimizer, starts, steps, None, record, tol, f_star, **kwargs)
+    return run_batch(objective, optimizer, starts, steps, None, record, tol, f_star, **kwargs)
 
 
 # --------------------------------------------------------------------------------------
