@@ -9,7 +9,7 @@ learning-rate grid costs no recompilation).  One step of one run is
 
 A run whose objective value becomes NaN/inf (a non-finite point propagates into
 the value) is flagged ``diverged`` and frozen at its last finite point on a check
-boundary (every recorded step; in final-state mode every ``d <= 16`` steps, ``d``
+boundary (every recorded step; in final-state mode every ``d <= 50`` steps, ``d``
 the largest divisor of ``steps``); its neighbours in the batch are untouched.
 The run axis is split into chunks (bounded memory, a tqdm bar) and each chunk is
 sharded over every local device (data-parallel, no communication).  Multi-host:
@@ -92,8 +92,8 @@ def _single_run(
     """The scan for one run; vmapped over the run axis by :func:`_compiled`."""
 
     needs_norm = f_star is None or not math.isfinite(f_star)
-    # divergence is checked every block_len steps: the record stride, else a divisor of steps <= 16
-    block_len = stride or max(d for d in range(1, 17) if steps % d == 0)
+    # divergence is checked every block_len steps: the record stride, else a divisor of steps <= 50
+    block_len = stride or max(d for d in range(1, 51) if steps % d == 0)
 
     def met(value: jax.Array, grad_norm: jax.Array | None) -> jax.Array:
         if not needs_norm:
@@ -233,6 +233,8 @@ def run_batch(
         pad = chunk - (hi - lo)
 
         def take(a: jax.Array) -> jax.Array:
+            if n_dev == 1 and not pad and hi - lo == len(a):
+                return a  # the whole batch on the only device: no copy
             part = a[lo:hi]
             if pad:  # repeat the last run so every chunk has the compiled shape
                 part = jnp.concatenate([part, jnp.repeat(part[-1:], pad, axis=0)])

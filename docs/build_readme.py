@@ -1,0 +1,53 @@
+"""Rebuild README.md from docs/README.template.md and the JSON in benchmarks/results/.
+
+    python docs/build_readme.py
+"""
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def table(rows, columns):
+    """Markdown table; ``columns`` is a list of (header, key, format function)."""
+    lines = ["| " + " | ".join(h for h, _, _ in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(fmt(row[key]) for _, key, fmt in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    results = ROOT / "benchmarks" / "results"
+    opt = json.loads((results / "optimizers.json").read_text())
+    runs = json.loads((results / "runs.json").read_text())
+    hvp = json.loads((results / "hvp.json").read_text())
+    g3 = lambda v: f"{v:.3g}"  # noqa: E731
+    throughput = [r for r in runs["rows"] if "gradkit run-steps/s" in r]
+    big = next(r for r in runs["rows"] if "peak RSS GB" in r)
+    text = (ROOT / "docs" / "README.template.md").read_text()
+    replacements = {
+        "@MACHINE@": opt["machine"],
+        "@NPARAMS@": f"{opt['rows'][0]['params']:,}",
+        "@T_OPT@": table(opt["rows"], [("optimizer", "optimizer", str), ("gradkit ms", "gradkit ms", g3),
+                                       ("optax ms", "optax ms", g3), ("ratio", "ratio", lambda v: f"{v:.2f}")]),
+        "@T_RUNS@": table(throughput, [
+            ("runs", "runs", lambda v: f"{v:,}"), ("gradkit run-steps/s", "gradkit run-steps/s", g3),
+            ("hand-fused jit(vmap(scan)) optax", "hand-fused run-steps/s", g3),
+            ("vs hand-fused", "vs hand-fused", lambda v: f"{v:.2f}x"),
+            ("seed-style NumPy loop", "numpy loop run-steps/s", g3),
+            ("vs NumPy loop", "vs numpy loop", lambda v: f"{v:,.0f}x")]),
+        "@BIG_S@": f"{big['seconds (incl. compile)']:.2f}",
+        "@BIG_RATE@": f"{big['run-steps/s']:.3g}",
+        "@BIG_MEM@": f"{big['peak RSS GB']:.2f}",
+        "@HVP_N@": f"{hvp['rows'][0]['params']:,}",
+        "@T_HVP@": table(hvp["rows"], [("what", "what", str), ("median ms", "median ms", g3),
+                                       ("vs raw `jax.jvp(jax.grad(f))`", "vs raw jvp(grad)", lambda v: f"{v:.2f}")]),
+    }
+    for key, value in replacements.items():
+        text = text.replace(key, value)
+    (ROOT / "README.md").write_text(text)
+    print("wrote", ROOT / "README.md")
+
+
+if __name__ == "__main__":
+    main()
