@@ -22,6 +22,12 @@ from gradkit.optim.first_order import (
     rmsprop,
     sgd,
 )
+from gradkit.optim.forward import (
+    ForwardGradientState,
+    forward_gradient,
+    forward_gradient_descent,
+    sample_tangents,
+)
 from gradkit.optim.sam import SamState, asam, sam, sam_perturbation
 
 FIRST_ORDER = {
@@ -42,6 +48,10 @@ FIRST_ORDER = {
 
 __all__ = [
     "FIRST_ORDER",
+    "ForwardGradientState",
+    "forward_gradient",
+    "forward_gradient_descent",
+    "sample_tangents",
     "AdagradState",
     "AdamState",
     "AdaSmoothState",
