@@ -21,6 +21,7 @@ def main() -> None:
     opt = json.loads((results / "optimizers.json").read_text())
     runs = json.loads((results / "runs.json").read_text())
     hvp = json.loads((results / "hvp.json").read_text())
+    fg = json.loads((results / "forward_gradient.json").read_text())
     g3 = lambda v: f"{v:.3g}"  # noqa: E731
     throughput = [r for r in runs["rows"] if "gradkit run-steps/s" in r]
     big = next(r for r in runs["rows"] if "peak RSS GB" in r)
@@ -39,6 +40,12 @@ def main() -> None:
         "@BIG_S@": f"{big['seconds (incl. compile)']:.2f}",
         "@BIG_RATE@": f"{big['run-steps/s']:.3g}",
         "@BIG_MEM@": f"{big['peak RSS GB']:.2f}",
+        "@T_FG@": table(fg["rows"], [
+            ("model", "model", str), ("params", "params", lambda v: f"{v:,}"), ("batch", "batch", str),
+            ("tangents", "tangents", str), ("backprop ms", "backprop ms", g3),
+            ("forward-gradient ms", "forward-gradient ms", g3), ("time ratio", "time ratio", lambda v: f"{v:.2f}"),
+            ("backprop temp MB", "backprop temp MB", g3), ("FG temp MB", "forward-gradient temp MB", g3),
+            ("memory ratio", "memory ratio", lambda v: f"{v:.2f}")]),
         "@HVP_N@": f"{hvp['rows'][0]['params']:,}",
         "@T_HVP@": table(hvp["rows"], [("what", "what", str), ("median ms", "median ms", g3),
                                        ("vs raw `jax.jvp(jax.grad(f))`", "vs raw jvp(grad)", lambda v: f"{v:.2f}")]),

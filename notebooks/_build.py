@@ -50,6 +50,72 @@ NOTEBOOKS = {
             "assert report.ok(rtol=1e-6)"
         ),
     ],
+    "02_optimizers_and_the_seed_exercise.ipynb": [
+        new_markdown_cell(
+            "# Optimizers as optax transformations (seed 002)\n\n"
+            "Every gradkit optimizer is an `optax.GradientTransformation`. The seed exercise runs "
+            "GD, EMA momentum, RMSProp and Adam on `0.1 w1² + 2 w2²` from (-5, -2)."
+        ),
+        new_code_cell(
+            "import jax, jax.numpy as jnp, numpy as np, optax\n"
+            "jax.config.update('jax_enable_x64', True)\n"
+            "from gradkit import exercise, optim, landscapes, runs\n"
+            "results = exercise.run_seed_exercise()\n"
+            "print(exercise.format_table(results))\n"
+            "exercise.plot_exercise(results, 'seed_exercise.png')"
+        ),
+        new_markdown_cell("Step-equality with optax, on a pytree, for 50 steps:"),
+        new_code_cell(
+            "params = {'w': jnp.ones((3, 2)), 'b': jnp.zeros(2)}\n"
+            "loss = lambda p: jnp.sum(jnp.sin(p['w']) ** 2) + jnp.sum((p['b'] - 1) ** 2)\n"
+            "def final(opt):\n"
+            "    p, s = params, opt.init(params)\n"
+            "    for _ in range(50):\n"
+            "        u, s = opt.update(jax.grad(loss)(p), s, p); p = optax.apply_updates(p, u)\n"
+            "    return p\n"
+            "a, b = final(optim.adam(0.05, b1=0.8)), final(optax.adam(0.05, b1=0.8))\n"
+            "print(max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))))"
+        ),
+        new_markdown_cell("A learning-rate sweep over 400 start points of Himmelblau, one compiled call per optimizer:"),
+        new_code_cell(
+            "f = landscapes.get('himmelblau')\n"
+            "starts = runs.start_grid(f.domain, 20)\n"
+            "sweep = runs.sweep(f, {'adam': optim.adam, 'nesterov': optim.nesterov}, starts,\n"
+            "                   {'adam': {'learning_rate': [0.01, 0.1]}, 'nesterov': {'learning_rate': [1e-3, 3e-3]}},\n"
+            "                   300, tol=1e-6, f_star=0.0)\n"
+            "for row in sweep.best(): print(row)"
+        ),
+    ],
+    "03_forward_gradients.ipynb": [
+        new_markdown_cell(
+            "# Forward gradients (seed 002, Baydin et al. 2022)\n\n"
+            "`g = (∇f·v) v` from one `jax.jvp`: unbiased, with variance `||∇f||² + (∂_i f)²` per "
+            "coordinate for Gaussian tangents and `||∇f||² - (∂_i f)²` for Rademacher ones."
+        ),
+        new_code_cell(
+            "import jax, jax.numpy as jnp, numpy as np\n"
+            "jax.config.update('jax_enable_x64', True)\n"
+            "from gradkit import optim, landscapes, runs, plot\n"
+            "f = lambda t: jnp.sum(0.5 * jnp.arange(1.0, 5.0) * t ** 2 + jnp.sin(t))\n"
+            "theta = jnp.array([0.3, -0.7, 1.1, 0.2]); G = np.asarray(jax.grad(f)(theta))\n"
+            "keys = jax.random.split(jax.random.PRNGKey(0), 20000)\n"
+            "for dist in ('normal', 'rademacher'):\n"
+            "    g = np.asarray(jax.vmap(lambda k: optim.forward_gradient(f, theta, k, distribution=dist)[1])(keys))\n"
+            "    theory = G @ G + (G ** 2 if dist == 'normal' else -G ** 2)\n"
+            "    print(dist, 'mean', g.mean(0).round(3), 'grad', G.round(3))\n"
+            "    print('   var', g.var(0).round(2), 'theory', theory.round(2))"
+        ),
+        new_code_cell(
+            "beale = landscapes.get('beale')\n"
+            "starts = jnp.tile(jnp.array([[1.0, 1.5]]), (4, 1))\n"
+            "make = lambda key: optim.forward_gradient_descent(optim.sgd(1e-2), key, objective=beale)\n"
+            "res = runs.run_batch(beale, make, starts, 1000, {'key': jax.random.split(jax.random.PRNGKey(1), 4)},\n"
+            "                     record='trajectory')\n"
+            "sgd = runs.run(beale, optim.sgd(1e-2), starts[:1], 1000, record='trajectory')\n"
+            "paths = {'SGD': sgd.trajectory[0], **{f'FGD seed {i}': res.trajectory[i] for i in range(4)}}\n"
+            "plot.plot_landscape(beale, paths);"
+        ),
+    ],
 }
 
 
