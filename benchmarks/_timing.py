@@ -60,3 +60,11 @@ def write_json(name: str, rows: list[dict[str, Any]], out_dir: str | Path = "ben
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
     return path
+
+
+def report(name: str, rows: list[dict[str, Any]], columns: list[str], quick: bool) -> None:
+    """Print the machine and the table; write ``benchmarks/results/name.json`` unless ``quick``."""
+    print(f"machine: {machine()}")
+    print_table(rows, columns)
+    if not quick:
+        print("wrote", write_json(name, rows))

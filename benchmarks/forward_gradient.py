@@ -106,11 +106,8 @@ def main() -> None:
                             ("MLP 784-1024x4-10", [784, 1024, 1024, 1024, 1024, 10], 512),
                             ("MLP 784-1024x4-10", [784, 1024, 1024, 1024, 1024, 10], 4096)], 15
     rows = run(configs, repeats)
-    print(f"machine: {_timing.machine()}")
-    _timing.print_table(rows, ["model", "params", "batch", "tangents", "backprop ms", "forward-gradient ms", "time ratio",
-                               "backprop temp MB", "forward-gradient temp MB", "memory ratio"])
-    if not args.quick:
-        print("wrote", _timing.write_json("forward_gradient", rows))
+    _timing.report("forward_gradient", rows, ["model", "params", "batch", "tangents", "backprop ms", "forward-gradient ms", "time ratio",
+                               "backprop temp MB", "forward-gradient temp MB", "memory ratio"], args.quick)
 
 
 if __name__ == "__main__":

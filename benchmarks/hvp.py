@@ -73,10 +73,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     rows = run(args.quick)
-    print(f"machine: {_timing.machine()}")
-    _timing.print_table(rows, ["what", "params", "median ms", "vs raw jvp(grad)"])
-    if not args.quick:
-        print("wrote", _timing.write_json("hvp", rows))
+    _timing.report("hvp", rows, ["what", "params", "median ms", "vs raw jvp(grad)"], args.quick)
 
 
 if __name__ == "__main__":

@@ -90,10 +90,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     rows = run(args.quick)
-    print(f"machine: {_timing.machine()}")
-    _timing.print_table(rows, ["optimizer", "params", "gradkit ms", "optax ms", "ratio"])
-    if not args.quick:
-        print("wrote", _timing.write_json("optimizers", rows))
+    _timing.report("optimizers", rows, ["optimizer", "params", "gradkit ms", "optax ms", "ratio"], args.quick)
 
 
 if __name__ == "__main__":

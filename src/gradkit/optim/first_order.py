@@ -210,6 +210,11 @@ class AdamState(NamedTuple):
     nu: PyTree
 
 
+def init_adam_state(params: PyTree) -> AdamState:
+    """Zero first and second moments (distinct buffers) and a zero step count."""
+    return AdamState(zero_count(), optax.tree.zeros_like(params), optax.tree.zeros_like(params))
+
+
 def adam(
     learning_rate: ScalarOrSchedule,
     b1: Any = 0.9,
@@ -237,9 +242,6 @@ def adam(
     def denominator(v: jax.Array) -> jax.Array:
         return jnp.sqrt(v + eps_root + eps) if eps_in_sqrt else jnp.sqrt(v + eps_root) + eps
 
-    def init(params: PyTree) -> AdamState:
-        return AdamState(zero_count(), optax.tree.zeros_like(params), optax.tree.zeros_like(params))
-
     def update(updates: PyTree, state: AdamState, params: PyTree = None) -> tuple[PyTree, AdamState]:
         del params
         check_tree_match("adam", updates, state.mu)
@@ -251,7 +253,7 @@ def adam(
         direction = jax.tree.map(lambda m, v: m / denominator(v), mu_hat, nu_hat)
         return scale_by_neg_lr(direction, learning_rate, state.count), AdamState(count, mu, nu)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init_adam_state, update)
 
 
 def _nesterov_mu_hat(mu: PyTree, grads: PyTree, b1: Any, count: jax.Array) -> PyTree:
@@ -280,9 +282,6 @@ def adamax(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps:
     check_decay("adamax", "b2", b2)
     check_nonnegative("adamax", "eps", eps)
 
-    def init(params: PyTree) -> AdamState:
-        return AdamState(zero_count(), optax.tree.zeros_like(params), optax.tree.zeros_like(params))
-
     def update(updates: PyTree, state: AdamState, params: PyTree = None) -> tuple[PyTree, AdamState]:
         del params
         check_tree_match("adamax", updates, state.mu)
@@ -292,7 +291,7 @@ def adamax(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps:
         direction = jax.tree.map(lambda m, s: m / s, bias_correct(mu, b1, count), nu)
         return scale_by_neg_lr(direction, learning_rate, state.count), AdamState(count, mu, nu)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init_adam_state, update)
 
 
 def adabelief(
@@ -314,9 +313,6 @@ def adabelief(
     check_nonnegative("adabelief", "eps", eps)
     check_nonnegative("adabelief", "eps_root", eps_root)
 
-    def init(params: PyTree) -> AdamState:
-        return AdamState(zero_count(), optax.tree.zeros_like(params), optax.tree.zeros_like(params))
-
     def update(updates: PyTree, state: AdamState, params: PyTree = None) -> tuple[PyTree, AdamState]:
         del params
         check_tree_match("adabelief", updates, state.mu)
@@ -329,7 +325,7 @@ def adabelief(
         direction = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat)
         return scale_by_neg_lr(direction, learning_rate, state.count), AdamState(count, mu, nu)
 
-    return GradientTransformation(init, update)
+    return GradientTransformation(init_adam_state, update)
 
 
 class AmsgradState(NamedTuple):
