@@ -175,5 +175,5 @@ def test_race_cli_small(tmp_path, capsys):
     assert "== himmelblau: 96 runs" in out and "adam" in out and "best lr" in out
     names = {p.name for p in tmp_path.iterdir()}
     assert {"himmelblau_trajectories.png", "himmelblau_loss.png", "himmelblau_heatmap.png",
-            "himmelblau_basins.png", "seed_quadratic_heatmap.png"} <= names
+            "himmelblau_basins.png", "himmelblau_steps.png", "seed_quadratic_heatmap.png"} <= names
     assert main(["race", "--landscapes", "nope", "--no-plots"]) == 2

@@ -4,8 +4,9 @@ For each landscape: a grid of start points × a learning-rate grid × every
 optimizer, one :func:`gradkit.runs.sweep` (one compiled call per optimizer),
 then a leaderboard (success rate, median steps to ``|f - f*| <= tol``, best
 learning rate) and pictures: trajectories of the leaders at their best learning
-rate, loss curves (median and 10–90% band over starts), a success heatmap over
-optimizer × learning rate, and a basin map when the landscape has several minima.
+rate, loss curves (median and 10–90% band over starts), heatmaps of the success
+rate and of the median steps to tolerance over optimizer × learning rate, and a
+basin map when the landscape has several minima.
 """
 
 from __future__ import annotations
@@ -102,10 +103,21 @@ def _pictures(land: landscapes.Landscape, starts: np.ndarray, result: runs.Sweep
     paths.append(str(plot.save(ax, out / f"{land.name}_loss.png")))
 
     names = list(result.results)
-    success = np.stack([(result.per_config(n, "hit_step") >= 0).mean(axis=1) for n in names])
+    # a run counts once it met the tolerance and never diverged (as in SweepResult.summary)
+    hits = {n: np.where(result.per_config(n, "diverged"), -1, result.per_config(n, "hit_step")) for n in names}
+    success = np.stack([(hits[n] >= 0).mean(axis=1) for n in names])
     ax = plot.plot_heatmap(success, names, [f"{lr:.0e}" for lr in config.learning_rates],
                            title=f"{land.name}: success rate (|f - f*| <= {config.tol:g})", cbar_label="success")
     paths.append(str(plot.save(ax, out / f"{land.name}_heatmap.png")))
+
+    def median_steps(hits: np.ndarray) -> np.ndarray:
+        return np.array([np.median(h[h >= 0]) if np.any(h >= 0) else np.nan for h in hits])
+
+    steps = np.stack([median_steps(hits[n]) for n in names])
+    ax = plot.plot_heatmap(steps, names, [f"{lr:.0e}" for lr in config.learning_rates], fmt="{:.0f}",
+                           title=f"{land.name}: median steps to |f - f*| <= {config.tol:g} (blank: never)",
+                           cbar_label="steps", cmap="viridis_r")
+    paths.append(str(plot.save(ax, out / f"{land.name}_steps.png")))
 
     if len(land.minima) > 1 and leaders:
         best = leaders[0]
