@@ -25,16 +25,22 @@ HVPMode = Literal["fwd_rev", "rev_rev", "rev_fwd"]
 HVP_MODES: tuple[str, ...] = ("fwd_rev", "rev_rev", "rev_fwd")
 
 
+def tree_mismatch(reference: PyTree, other: PyTree, other_name: str = "tangent") -> str | None:
+    """Why ``other`` is not a pytree shaped like ``reference`` (the params), or None if it is."""
+    ref_def, other_def = jax.tree.structure(reference), jax.tree.structure(other)
+    if ref_def != other_def:
+        return f"the {other_name} pytree structure {other_def} does not match the params {ref_def}"
+    for i, (a, b) in enumerate(zip(jax.tree.leaves(reference), jax.tree.leaves(other))):
+        if jnp.shape(a) != jnp.shape(b):
+            return f"leaf {i} of the {other_name} has shape {jnp.shape(b)}, the params leaf has shape {jnp.shape(a)}"
+    return None
+
+
 def _check_same_structure(x: PyTree, v: PyTree, what: str) -> None:
     """Raise a clear error when ``v`` is not a pytree shaped like ``x``."""
-    x_def, v_def = jax.tree.structure(x), jax.tree.structure(v)
-    if x_def != v_def:
-        raise ValueError(f"{what}: tangent pytree structure {v_def} does not match params {x_def}")
-    for i, (a, b) in enumerate(zip(jax.tree.leaves(x), jax.tree.leaves(v))):
-        if jnp.shape(a) != jnp.shape(b):
-            raise ValueError(
-                f"{what}: leaf {i} of the tangent has shape {jnp.shape(b)}, params leaf has {jnp.shape(a)}"
-            )
+    problem = tree_mismatch(x, v)
+    if problem:
+        raise ValueError(f"{what}: {problem}")
 
 
 def scalar_fn(f: Callable[..., Any], what: str = "objective") -> Callable[..., jax.Array]:

@@ -66,10 +66,6 @@ class RunResult:
         return (self.hit_step >= 0) & ~self.diverged
 
 
-def _tree_norm(tree: PyTree) -> jax.Array:
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
-
-
 def _record_stride(record: str | int, steps: int) -> int:
     """Steps between recorded points: ``"final"`` -> 0 (nothing recorded), ``"trajectory"`` -> 1."""
     if record == "final":
@@ -110,7 +106,7 @@ def _single_run(
             updates, state = opt.update(grad, state, x)
             x = optax.apply_updates(x, updates)
             value, grad = jax.value_and_grad(objective)(x)
-            grad_norm = _tree_norm(grad) if needs_norm else None
+            grad_norm = optax.tree.norm(grad) if needs_norm else None
             hit = jnp.where((hit < 0) & ~diverged & met(value, grad_norm), (k + 1).astype(hit.dtype), hit)
             return (x, state, value, grad, hit, diverged), None
 
@@ -126,20 +122,20 @@ def _single_run(
             diverged = diverged0 | ~jnp.isfinite(value)
             keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(diverged, a, b), old, new)  # noqa: E731
             x, value, grad = keep(x0_, x), keep(value0_, value), keep(grad0_, grad)
-            out = (x, value, _tree_norm(grad)) if stride else None
+            out = (x, value, optax.tree.norm(grad)) if stride else None
             return (x, state, value, grad, hit, diverged), out
 
-        hit0 = jnp.where(met(value0, _tree_norm(grad0)), 0, -1).astype(jnp.int32)
+        hit0 = jnp.where(met(value0, optax.tree.norm(grad0)), 0, -1).astype(jnp.int32)
         carry = (x0, opt.init(x0), value0, grad0, hit0, jnp.asarray(False))
         carry, recorded = jax.lax.scan(block, carry, jnp.arange(0, steps, block_len, dtype=jnp.int32))
         x, _, value, grad, hit, diverged = carry
-        result = {"final": x, "final_value": value, "final_grad_norm": _tree_norm(grad), "hit_step": hit,
+        result = {"final": x, "final_value": value, "final_grad_norm": optax.tree.norm(grad), "hit_step": hit,
                   "diverged": diverged}
         if stride:
             traj, values, norms = recorded
             result["trajectory"] = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), x0, traj)
             result["values"] = jnp.concatenate([value0[None], values])
-            result["grad_norms"] = jnp.concatenate([_tree_norm(grad0)[None], norms])
+            result["grad_norms"] = jnp.concatenate([optax.tree.norm(grad0)[None], norms])
         return result
 
     return one

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gradkit.derivatives import tree_mismatch
+
 PyTree = Any
 ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]
 
@@ -44,19 +46,11 @@ def check_positive(name: str, arg: str, value: Any) -> None:
 
 
 def check_tree_match(name: str, updates: PyTree, reference: PyTree) -> None:
-    """Raise a clear error when ``updates`` is not shaped like the optimizer's state."""
-    u_def, r_def = jax.tree.structure(updates), jax.tree.structure(reference)
-    if u_def != r_def:
-        raise ValueError(
-            f"{name}.update: the updates pytree {u_def} does not match the params the optimizer "
-            f"was initialised with {r_def}"
-        )
-    for i, (u, r) in enumerate(zip(jax.tree.leaves(updates), jax.tree.leaves(reference))):
-        if jnp.shape(u) != jnp.shape(r):
-            raise ValueError(
-                f"{name}.update: leaf {i} of the updates has shape {jnp.shape(u)}, "
-                f"the params leaf has shape {jnp.shape(r)}"
-            )
+    """Raise a clear error when ``updates`` is not shaped like the params the optimizer was
+    initialised with (``reference``: a params-shaped part of its state)."""
+    problem = tree_mismatch(reference, updates, "updates")
+    if problem:
+        raise ValueError(f"{name}.update: {problem}")
 
 
 def learning_rate_at(learning_rate: ScalarOrSchedule, count: jax.Array) -> Any:

@@ -34,10 +34,6 @@ class SamState(NamedTuple):
     base_state: Any
 
 
-def _tree_norm(tree: PyTree) -> jax.Array:
-    return jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree.leaves(tree)))
-
-
 def sam_perturbation(grads: PyTree, params: PyTree, rho: Any, adaptive: bool = False, eta: Any = 0.01) -> PyTree:
     """The ascent step ``ε̂ = ρ T² g / ||T g||`` (``T = I`` for SAM, ``|w| + η`` for ASAM);
     zero when ``||T g|| = 0``."""
@@ -46,7 +42,7 @@ def sam_perturbation(grads: PyTree, params: PyTree, rho: Any, adaptive: bool = F
     else:
         scale = jax.tree.map(jnp.ones_like, params)
     scaled = jax.tree.map(lambda t, g: t * g, scale, grads)
-    norm = _tree_norm(scaled)
+    norm = optax.tree.norm(scaled)
     safe = jnp.where(norm > 0, norm, 1.0)
     factor = jnp.where(norm > 0, rho / safe, 0.0)
     return jax.tree.map(lambda t, tg: (factor * t * tg).astype(tg.dtype), scale, scaled)
