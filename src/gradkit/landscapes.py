@@ -240,13 +240,11 @@ def _fixed(name: str, fn: Callable[[Array], Array], formula: str, domain: Any, m
 
 
 def _nd(name: str, fn_for: Callable[..., Callable[[Array], Array]], formula: str, bound: tuple[float, float],
-        minimizer: Callable[[int], tuple[float, ...]], value: Callable[[int], float], **extra: Any
-        ) -> Callable[..., Landscape]:
+        minimizer: Callable[[int], tuple[float, ...]], value: Callable[[int], float], min_dim: int = 1,
+        **extra: Any) -> Callable[..., Landscape]:
     def factory(dim: int = 2, **params: Any) -> Landscape:
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"landscape {name!r}: dim must be a positive int, got {dim!r}")
-        if name == "rosenbrock" and dim < 2:
-            raise ValueError("landscape 'rosenbrock' needs dim >= 2")
+        if not isinstance(dim, int) or dim < min_dim:
+            raise ValueError(f"landscape {name!r} needs an int dim >= {min_dim}, got {dim!r}")
         fn = fn_for(**params)
         return Landscape(name, fn, formula, dim, (bound,) * dim, (minimizer(dim),), value(dim), any_dim=True,
                          **extra)
@@ -304,7 +302,7 @@ SUITE: dict[str, Callable[..., Landscape]] = {
     "saddle": _fixed("saddle", saddle, "x^2 - y^2 (unbounded below)", ((-2, 2), (-2, 2)), [],
                      -math.inf, saddles=((0.0, 0.0),)),
     "rosenbrock": _nd("rosenbrock", _plain(rosenbrock), "Σ 100(x_{i+1} - x_i^2)^2 + (1 - x_i)^2", (-2.0, 2.0),
-                      lambda n: (1.0,) * n, lambda n: 0.0, log_scale=True),
+                      lambda n: (1.0,) * n, lambda n: 0.0, min_dim=2, log_scale=True),
     "rastrigin": _nd("rastrigin", _plain(rastrigin), "10n + Σ (x_i^2 - 10 cos 2πx_i)", (-5.12, 5.12),
                      lambda n: (0.0,) * n, lambda n: 0.0),
     "ackley": _nd("ackley", _plain(ackley), "-20 exp(-0.2 sqrt(mean x^2)) - exp(mean cos 2πx) + 20 + e",

@@ -6,6 +6,7 @@ backend was chosen, so these functions work on headless machines and in CI.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def _pyplot() -> Any:
     import matplotlib
 
-    if "matplotlib.pyplot" not in __import__("sys").modules:
+    if "matplotlib.pyplot" not in sys.modules:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

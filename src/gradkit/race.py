@@ -47,7 +47,8 @@ class LandscapeRace:
 
 
 def _format_leaderboard(name: str, rows: list[dict[str, Any]], n_runs: int) -> str:
-    lines = [f"== {name}: {n_runs} runs", f"   {'optimizer':<12}{'best lr':>9}{'success':>9}{'median steps':>14}{'diverged':>10}"]
+    header = f"   {'optimizer':<12}{'best lr':>9}{'success':>9}{'median steps':>14}{'diverged':>10}"
+    lines = [f"== {name}: {n_runs} runs", header]
     for row in rows:
         steps = "-" if math.isnan(row["median_steps"]) else f"{row['median_steps']:.0f}"
         lines.append(f"   {row['optimizer']:<12}{row['learning_rate']:>9.0e}{row['success']:>9.1%}{steps:>14}"

@@ -104,7 +104,7 @@ def check(
         return f(unravel(z))
 
     derivs = {r: _flat_derivative(r, f_flat, flat_np, scalar) for r in routes}
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(x)
+    leaves, _ = jax.tree_util.tree_flatten_with_path(x)
     names = [jax.tree_util.keystr(path) or "x" for path, _ in leaves]
     sizes = [int(np.size(leaf)) for _, leaf in leaves]
     bounds = np.cumsum([0] + sizes)

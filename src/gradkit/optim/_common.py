@@ -33,6 +33,12 @@ def check_decay(name: str, arg: str, value: Any) -> None:
         raise ValueError(f"{name}: {arg} must be in [0, 1), got {value}")
 
 
+def check_betas(name: str, b1: Any, b2: Any) -> None:
+    """Python-number ``b1`` and ``b2`` must lie in [0, 1)."""
+    check_decay(name, "b1", b1)
+    check_decay(name, "b2", b2)
+
+
 def check_nonnegative(name: str, arg: str, value: Any) -> None:
     """A Python-number epsilon (or similar) must be >= 0."""
     if _is_concrete_number(value) and value < 0:

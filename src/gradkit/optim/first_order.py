@@ -21,6 +21,7 @@ from gradkit.optim._common import (
     PyTree,
     ScalarOrSchedule,
     bias_correct,
+    check_betas,
     check_decay,
     check_learning_rate,
     check_nonnegative,
@@ -234,8 +235,7 @@ def adam(
     ``m̂ = β1 m / (1 - β1^{t+1}) + (1 - β1) g / (1 - β1^t)``.
     """
     check_learning_rate("adam", learning_rate)
-    check_decay("adam", "b1", b1)
-    check_decay("adam", "b2", b2)
+    check_betas("adam", b1, b2)
     check_nonnegative("adam", "eps", eps)
     check_nonnegative("adam", "eps_root", eps_root)
 
@@ -278,8 +278,7 @@ def adamax(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps:
     ``m ← β1 m + (1 - β1) g``;  ``s ← max(|g| + ε, β2 s)``;  ``u = -η_t m / ((1 - β1^t) s)``.
     """
     check_learning_rate("adamax", learning_rate)
-    check_decay("adamax", "b1", b1)
-    check_decay("adamax", "b2", b2)
+    check_betas("adamax", b1, b2)
     check_nonnegative("adamax", "eps", eps)
 
     def update(updates: PyTree, state: AdamState, params: PyTree = None) -> tuple[PyTree, AdamState]:
@@ -308,8 +307,7 @@ def adabelief(
     ``u = -η_t m̂ / (sqrt(ŝ) + ε)`` with bias corrections as in Adam (optax's defaults).
     """
     check_learning_rate("adabelief", learning_rate)
-    check_decay("adabelief", "b1", b1)
-    check_decay("adabelief", "b2", b2)
+    check_betas("adabelief", b1, b2)
     check_nonnegative("adabelief", "eps", eps)
     check_nonnegative("adabelief", "eps_root", eps_root)
 
@@ -342,8 +340,7 @@ def amsgrad(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps
     ``ŝ_max ← max(ŝ_max, s / (1 - β2^t))``;  ``u = -η_t m̂ / (sqrt(ŝ_max + ε_root) + ε)``.
     """
     check_learning_rate("amsgrad", learning_rate)
-    check_decay("amsgrad", "b1", b1)
-    check_decay("amsgrad", "b2", b2)
+    check_betas("amsgrad", b1, b2)
     check_nonnegative("amsgrad", "eps", eps)
     check_nonnegative("amsgrad", "eps_root", eps_root)
 
@@ -377,8 +374,7 @@ def lion(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.99, weight_
     ``d = sign((1 - β1) g + β1 m) + λ w``;  ``m ← β2 m + (1 - β2) g``;  ``u = -η_t d``.
     """
     check_learning_rate("lion", learning_rate)
-    check_decay("lion", "b1", b1)
-    check_decay("lion", "b2", b2)
+    check_betas("lion", b1, b2)
     check_nonnegative("lion", "weight_decay", weight_decay)
 
     def init(params: PyTree) -> LionState:

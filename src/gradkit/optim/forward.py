@@ -36,14 +36,18 @@ def _packed_rademacher(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> ja
     return (2 * bits.reshape(-1)[:size].astype(dtype) - 1).reshape(shape)
 
 
-def sample_tangents(key: jax.Array, params: PyTree, num_tangents: int = 1,
-                    distribution: Distribution = "normal") -> PyTree:
-    """``num_tangents`` random tangents shaped like ``params`` (leading axis ``K``), one key
-    per leaf, in each leaf's dtype; components i.i.d. N(0, 1) or uniform on {-1, +1}."""
+def _check_sampling(num_tangents: int, distribution: str) -> None:
     if distribution not in ("normal", "rademacher"):
         raise ValueError(f"distribution must be 'normal' or 'rademacher', got {distribution!r}")
     if not isinstance(num_tangents, int) or num_tangents < 1:
         raise ValueError(f"num_tangents must be a positive int, got {num_tangents!r}")
+
+
+def sample_tangents(key: jax.Array, params: PyTree, num_tangents: int = 1,
+                    distribution: Distribution = "normal") -> PyTree:
+    """``num_tangents`` random tangents shaped like ``params`` (leading axis ``K``), one key
+    per leaf, in each leaf's dtype; components i.i.d. N(0, 1) or uniform on {-1, +1}."""
+    _check_sampling(num_tangents, distribution)
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
 
@@ -95,7 +99,7 @@ def forward_gradient_descent(
     key carried in the state (split every step):  ``u, s = optimizer.update(ĝ, s, θ)``.
     With ``optimizer = sgd(η)`` this is forward gradient descent, ``θ ← θ - η ĝ``.
     """
-    sample_tangents(key, jnp.zeros(1), num_tangents, distribution)  # validate early
+    _check_sampling(num_tangents, distribution)  # at construction, without drawing anything
 
     def init(params: PyTree) -> ForwardGradientState:
         return ForwardGradientState(jnp.asarray(key), optimizer.init(params))
