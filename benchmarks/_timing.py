@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -60,6 +61,13 @@ def write_json(name: str, rows: list[dict[str, Any]], out_dir: str | Path = "ben
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
     return path
+
+
+def quick_requested(description: str | None = None) -> bool:
+    """Parse the benchmarks' one flag, ``--quick`` (the CI smoke size)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, no JSON written")
+    return parser.parse_args().quick
 
 
 def report(name: str, rows: list[dict[str, Any]], columns: list[str], quick: bool) -> None:

@@ -10,7 +10,6 @@ jitted, params donated.  Memory is XLA's own accounting of the compiled step
 
 from __future__ import annotations
 
-import argparse
 import functools
 import statistics
 import sys
@@ -96,10 +95,8 @@ def run(configs, repeats: int) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
+    quick = _timing.quick_requested(__doc__)
+    if quick:
         configs, repeats = [("MLP 64-32-10", [64, 32, 10], 32)], 3
     else:
         configs, repeats = [("MLP 784-512-512-10", [784, 512, 512, 10], 512),
@@ -107,7 +104,7 @@ def main() -> None:
                             ("MLP 784-1024x4-10", [784, 1024, 1024, 1024, 1024, 10], 4096)], 15
     rows = run(configs, repeats)
     _timing.report("forward_gradient", rows, ["model", "params", "batch", "tangents", "backprop ms", "forward-gradient ms", "time ratio",
-                               "backprop temp MB", "forward-gradient temp MB", "memory ratio"], args.quick)
+                               "backprop temp MB", "forward-gradient temp MB", "memory ratio"], quick)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Same process, same jit, medians after warm-up.  ``--quick`` is the CI smoke size
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -69,11 +68,9 @@ def run(quick: bool) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    rows = run(args.quick)
-    _timing.report("hvp", rows, ["what", "params", "median ms", "vs raw jvp(grad)"], args.quick)
+    quick = _timing.quick_requested(__doc__)
+    rows = run(quick)
+    _timing.report("hvp", rows, ["what", "params", "median ms", "vs raw jvp(grad)"], quick)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ after warm-up.  ``--quick`` is the CI smoke size (10k parameters).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import statistics
 import sys
@@ -86,11 +85,9 @@ def run(quick: bool) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    rows = run(args.quick)
-    _timing.report("optimizers", rows, ["optimizer", "params", "gradkit ms", "optax ms", "ratio"], args.quick)
+    quick = _timing.quick_requested(__doc__)
+    rows = run(quick)
+    _timing.report("optimizers", rows, ["optimizer", "params", "gradkit ms", "optax ms", "ratio"], quick)
 
 
 if __name__ == "__main__":

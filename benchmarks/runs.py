@@ -12,7 +12,6 @@ warm-up compile).  gradkit's run also tracks divergence and the first step with
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -101,18 +100,16 @@ print(json.dumps({{"runs": {n}, "steps": {steps}, "seconds (incl. compile)": dt,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    sizes, steps, repeats = ([100, 1000], 100, 3) if args.quick else ([1000, 10_000, 100_000], STEPS, 15)
+    quick = _timing.quick_requested(__doc__)
+    sizes, steps, repeats = ([100, 1000], 100, 3) if quick else ([1000, 10_000, 100_000], STEPS, 15)
     rows = throughput_rows(sizes, steps, repeats)
     print(f"machine: {_timing.machine()}")
     _timing.print_table(rows, ["runs", "steps", "gradkit run-steps/s", "hand-fused run-steps/s", "vs hand-fused",
                                "numpy loop run-steps/s", "vs numpy loop"])
-    big = million_case(10_000 if args.quick else 1_000_000, steps)
+    big = million_case(10_000 if quick else 1_000_000, steps)
     print()
     _timing.print_table([big], list(big))
-    if not args.quick:
+    if not quick:
         print("wrote", _timing.write_json("runs", rows + [big]))
 
 
