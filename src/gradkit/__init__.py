@@ -1,6 +1,6 @@
 """gradkit: a JAX toolkit for people who study and invent optimizers."""
 
-from gradkit import derivatives, diff, landscapes, optim
+from gradkit import derivatives, diff, landscapes, linalg, optim
 from gradkit.derivatives import (
     batched_hvp,
     directional_derivative,
@@ -28,5 +28,6 @@ __all__ = [
     "hvp_operator",
     "jacobian",
     "landscapes",
+    "linalg",
     "optim",
 ]

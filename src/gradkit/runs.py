@@ -5,7 +5,10 @@ leaf indexes runs) and optionally its own hyperparameters ``h_r`` (arrays with
 a leading run axis, passed to ``make_optimizer(**h_r)`` as traced values, so a
 learning-rate grid costs no recompilation).  One step of one run is
 
-    f, g = value_and_grad(objective)(x);   u, s = opt.update(g, s, x);   x ← x + u
+    f, g = value_and_grad(objective)(x);   u, s = opt.update(g, s, x, value_fn=objective, value=f);   x ← x + u
+
+(the keywords reach optimizers that need the objective — SAM, Newton, Newton-CG,
+forward gradients — and are dropped for the others by ``optax.with_extra_args_support``).
 
 A run whose objective value becomes NaN/inf (a non-finite point propagates into
 the value) is flagged ``diverged`` and frozen at its last finite point on a check
@@ -98,12 +101,12 @@ def _single_run(
 
     def one(x0: PyTree, hparams: Mapping[str, jax.Array]) -> dict[str, Any]:
         is_opt = isinstance(make_optimizer, optax.GradientTransformation)
-        opt = make_optimizer if is_opt else make_optimizer(**hparams)
+        opt = optax.with_extra_args_support(make_optimizer if is_opt else make_optimizer(**hparams))
         value0, grad0 = jax.value_and_grad(objective)(x0)
 
         def step(carry: tuple, k: jax.Array) -> tuple[tuple, None]:
             x, state, value, grad, hit, diverged = carry
-            updates, state = opt.update(grad, state, x)
+            updates, state = opt.update(grad, state, x, value_fn=objective, value=value)
             x = optax.apply_updates(x, updates)
             value, grad = jax.value_and_grad(objective)(x)
             grad_norm = optax.tree.norm(grad) if needs_norm else None

@@ -28,6 +28,21 @@ from gradkit.optim.forward import (
     forward_gradient_descent,
     sample_tangents,
 )
+from gradkit.optim.newton import (
+    HessianFreeState,
+    MinimizeResult,
+    NewtonCGState,
+    NewtonState,
+    RootResult,
+    TrustRegionState,
+    hessian_free,
+    levenberg_direction,
+    minimize,
+    newton,
+    newton_cg,
+    newton_cg_trust_region,
+    newton_root,
+)
 from gradkit.optim.sam import SamState, asam, sam, sam_perturbation
 
 FIRST_ORDER = {
@@ -46,7 +61,29 @@ FIRST_ORDER = {
 }
 """Every first-order optimizer by name: ``FIRST_ORDER[name](learning_rate, **hyperparams)``."""
 
+SECOND_ORDER = {
+    "newton": newton,
+    "newton_cg": newton_cg,
+    "newton_cg_trust_region": newton_cg_trust_region,
+    "hessian_free": hessian_free,
+}
+"""Every second-order optimizer by name; each takes the objective as ``update(..., value_fn=f)``."""
+
 __all__ = [
+    "SECOND_ORDER",
+    "HessianFreeState",
+    "MinimizeResult",
+    "NewtonCGState",
+    "NewtonState",
+    "RootResult",
+    "TrustRegionState",
+    "hessian_free",
+    "levenberg_direction",
+    "minimize",
+    "newton",
+    "newton_cg",
+    "newton_cg_trust_region",
+    "newton_root",
     "FIRST_ORDER",
     "ForwardGradientState",
     "forward_gradient",

@@ -1,0 +1,32 @@
+"""Matrix-free linear algebra on pytrees: conjugate gradient (+ Steihaug) and the
+spectrum of an operator known only through its products (HVPs, GGN products)."""
+
+from gradkit.linalg.cg import CGInfo, cg, steihaug_cg
+from gradkit.linalg.spectrum import (
+    Eigenpairs,
+    LanczosResult,
+    SpectralDensity,
+    TraceEstimate,
+    hutch_plus_plus,
+    hutchinson_trace,
+    lanczos,
+    lanczos_eigenvalues,
+    power_iteration,
+    slq_density,
+)
+
+__all__ = [
+    "CGInfo",
+    "Eigenpairs",
+    "LanczosResult",
+    "SpectralDensity",
+    "TraceEstimate",
+    "cg",
+    "hutch_plus_plus",
+    "hutchinson_trace",
+    "lanczos",
+    "lanczos_eigenvalues",
+    "power_iteration",
+    "slq_density",
+    "steihaug_cg",
+]
