@@ -116,6 +116,54 @@ NOTEBOOKS = {
             "plot.plot_landscape(beale, paths);"
         ),
     ],
+    "04_second_order.ipynb": [
+        new_markdown_cell(
+            "# Second order without the Hessian (seeds 000, 003)\n\n"
+            "Newton's method for roots and minima, then the same idea at scale: conjugate gradient on "
+            "Hessian-vector products (Newton-CG), trust regions (Steihaug), Hessian-free, and the "
+            "Hessian's spectrum from Lanczos."
+        ),
+        new_code_cell(
+            "import jax, jax.numpy as jnp, numpy as np, optax\n"
+            "jax.config.update('jax_enable_x64', True)\n"
+            "import gradkit as gk\n"
+            "from gradkit.optim import newton, newton_cg, newton_cg_trust_region, newton_root, minimize\n"
+            "print(newton_root(lambda x: x**4 - 8*x**3 + 21*x**2 - 24*x + 9, 2.0).root)   # seed: 0.6972243622680052\n"
+            "f = lambda p: p[0]**4 + 0.9*p[1]**4 + 4*p[0]**2 + 2*p[1]**2 - p[0]*p[1] - 0.2*p[0]**2*p[1]\n"
+            "opt, x = newton(), jnp.array([4.0, 4.0]); state = opt.init(x)\n"
+            "for k in range(8):\n"
+            "    u, state = opt.update(jax.grad(f)(x), state, x, value_fn=f); x = x + u\n"
+            "    print(k + 1, np.round(np.asarray(x), 4))   # seed 003: (2.5828, 2.6262), (1.5925, 1.6858), ..."
+        ),
+        new_markdown_cell(
+            "## Newton-CG on a 1000-dimensional Rosenbrock\n\n"
+            "CG solves `H p = -g` to the relative tolerance `min(0.5, sqrt(||g||))`, one HVP per "
+            "iteration; the whole solve is one compiled `while_loop`."
+        ),
+        new_code_cell(
+            "rosen = lambda x: jnp.sum(100 * (x[1:] - x[:-1]**2)**2 + (1 - x[:-1])**2)\n"
+            "x0 = jnp.asarray(np.tile([-1.2, 1.0], 500))\n"
+            "for name, o in [('newton_cg', newton_cg()), ('trust region', newton_cg_trust_region())]:\n"
+            "    r = jax.jit(lambda x, o=o: minimize(rosen, x, o, gtol=1e-6, maxiter=20000))(x0)\n"
+            "    print(f'{name}: {int(r.iterations)} iterations, {int(r.state.hvp_count)} HVPs, f = {float(r.value):.1e}')"
+        ),
+        new_markdown_cell("## The spectrum of a small network's Hessian"),
+        new_code_cell(
+            "from gradkit.linalg import lanczos_eigenvalues, hutch_plus_plus, slq_density\n"
+            "from gradkit import plot\n"
+            "kx, kw = jax.random.split(jax.random.PRNGKey(0))\n"
+            "X = jax.random.normal(kx, (256, 5)); y = jnp.sin(X.sum(1, keepdims=True))\n"
+            "params = {'w1': jax.random.normal(kw, (5, 24)) / 2, 'b1': jnp.zeros(24), 'w2': jnp.ones((24, 1)) / 5}\n"
+            "loss = lambda p: 0.5 * jnp.mean((jnp.tanh(X @ p['w1'] + p['b1']) @ p['w2'] - y)**2)\n"
+            "op = gk.hvp_operator(loss, params)\n"
+            "dense = np.linalg.eigvalsh(np.asarray(gk.hessian(loss, params, dense=True)))\n"
+            "top = lanczos_eigenvalues(op, params, jax.random.PRNGKey(1), k=3, num_steps=40)\n"
+            "print('Lanczos top-3 :', np.asarray(top.eigenvalues).round(6))\n"
+            "print('eigvalsh top-3:', dense[::-1][:3].round(6))\n"
+            "print('trace Hutch++ :', float(hutch_plus_plus(op, params, jax.random.PRNGKey(2), 90).estimate), 'exact', dense.sum())\n"
+            "plot.plot_spectral_density(slq_density(op, params, jax.random.PRNGKey(3), num_probes=8, num_steps=40));"
+        ),
+    ],
 }
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 import scipy.optimize
+import scipy.special
 
 import gradkit as gk
 from gradkit import landscapes, runs
@@ -261,3 +262,13 @@ def test_second_order_bad_input():
         minimize(rosenbrock, jnp.array([jnp.inf, 1.0]), newton_cg())
     with pytest.raises(ValueError, match="eta"):
         newton_cg_trust_region(eta=0.5)
+
+
+def test_newton_minimizes_the_seed_003_one_dimensional_example():
+    """g(x) = eˣ - log x: Newton on g' (the seed's NMO) stops at eˣ = 1/x, the omega constant."""
+    result = minimize(lambda x: jnp.exp(x[0]) - jnp.log(x[0]), jnp.array([1.0]), newton(), gtol=1e-14)
+    omega = scipy.special.lambertw(1.0).real
+    np.testing.assert_allclose(result.params[0], omega, rtol=1e-14)
+    assert int(result.iterations) <= 8
+    root = newton_root(lambda x: jnp.exp(x) - 1 / x, 1.0)
+    np.testing.assert_allclose(root.root, omega, rtol=1e-14)

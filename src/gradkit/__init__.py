@@ -1,6 +1,6 @@
 """gradkit: a JAX toolkit for people who study and invent optimizers."""
 
-from gradkit import derivatives, diff, landscapes, linalg, optim
+from gradkit import data, derivatives, diff, landscapes, linalg, losses, models, optim, train
 from gradkit.derivatives import (
     batched_hvp,
     directional_derivative,
@@ -17,6 +17,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Landscape",
+    "data",
+    "losses",
+    "models",
+    "train",
     "batched_hvp",
     "check",
     "derivatives",

@@ -189,3 +189,34 @@ def plot_basins(
     ax.set_title(title or f"{landscape.name}: which minimum each start reaches", fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
     return ax
+
+
+def plot_spectral_density(
+    density: Any,
+    sigma: float | None = None,
+    ax: "Axes | None" = None,
+    resolution: int = 1000,
+    log_y: bool = True,
+    label: str | None = None,
+) -> "Axes":
+    """The smoothed spectral density ``φ(t) = mean_p Σ_j w_pj N(t; θ_pj, σ²)`` of a
+    ``gradkit.linalg.SpectralDensity`` (SLQ), on a grid spanning its nodes; ``sigma``
+    defaults to 1% of the spread of the nodes."""
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.2))
+    nodes = np.asarray(density.nodes)
+    lo, hi = float(nodes.min()), float(nodes.max())
+    spread = max(hi - lo, 1e-12)
+    sigma = 0.01 * spread if sigma is None else sigma
+    grid = np.linspace(lo - 0.05 * spread - 3 * sigma, hi + 0.05 * spread + 3 * sigma, resolution)
+    phi = np.asarray(density.on_grid(grid, sigma))
+    ax.plot(grid, phi, label=label)
+    if log_y:
+        ax.set_yscale("log")
+        ax.set_ylim(max(phi.max() * 1e-8, 1e-12), phi.max() * 2)
+    ax.set_xlabel("eigenvalue")
+    ax.set_ylabel("density")
+    if label:
+        ax.legend(fontsize=8)
+    return ax

@@ -52,35 +52,56 @@ def check_finite_start(name: str, params: PyTree) -> None:
             raise ValueError(f"{name}: the start point is not finite (leaf {i} holds NaN or inf)")
 
 
+class _LineSearch(NamedTuple):
+    """An optax line search built per step, so that its tolerance can follow the rounding
+    level of the current value (``make(atol)``); ``init`` does not depend on it."""
+
+    make: Callable[[Any], optax.GradientTransformationExtraArgs]
+
+    def init(self, params: PyTree) -> Any:
+        return self.make(0.0).init(params)
+
+
 def _line_search(kind: LineSearch, max_steps: int, armijo_c: float = 1e-4, decrease: float = 0.5
-                 ) -> optax.GradientTransformationExtraArgs | None:
-    """optax's Armijo backtracking (from step 1 every time) or strong-Wolfe zoom search."""
+                 ) -> _LineSearch | None:
+    """optax's Armijo backtracking (from step 1 every time) or strong-Wolfe zoom search.
+
+    The gradient at the accepted point is not stored by the Armijo search (optax's
+    ``store_grad`` transposes with a Python-float cotangent, which fails for float32
+    params under ``jax_enable_x64``)."""
     if kind is None:
         return None
     if kind == "armijo":
-        return optax.scale_by_backtracking_linesearch(
+        return _LineSearch(lambda atol: optax.scale_by_backtracking_linesearch(
             max_backtracking_steps=max_steps, slope_rtol=armijo_c, decrease_factor=decrease,
-            increase_factor=1.0, max_learning_rate=1.0, store_grad=True)
+            increase_factor=1.0, max_learning_rate=1.0, atol=atol, store_grad=False))
     if kind == "wolfe":
-        return optax.scale_by_zoom_linesearch(max_linesearch_steps=max_steps, initial_guess_strategy="one")
+        return _LineSearch(lambda atol: optax.scale_by_zoom_linesearch(
+            max_linesearch_steps=max_steps, initial_guess_strategy="one", tol=atol))
     raise ValueError(f"line_search must be 'armijo', 'wolfe' or None, got {kind!r}")
 
 
-def _search(line_search: optax.GradientTransformationExtraArgs | None, ls_state: Any, direction: PyTree,
+def _search(line_search: _LineSearch | None, ls_state: Any, direction: PyTree,
             params: PyTree, value: jax.Array, grads: PyTree, value_fn: ValueFn) -> tuple[PyTree, Any]:
-    """Scale the descent ``direction`` by the line search (step 1 first); identity when None."""
+    """Scale the descent ``direction`` by the line search (step 1 first); identity when None.
+
+    The sufficient-decrease test is relaxed by the rounding level of ``f`` (``8 ε |f(x)|``):
+    near a minimizer the Newton step changes ``f`` by less than one ulp, and an exact test
+    would reject it and backtrack to nothing."""
     if line_search is None:
         return direction, ls_state
     if hasattr(ls_state, "learning_rate"):
         ls_state = ls_state._replace(learning_rate=jnp.ones_like(ls_state.learning_rate))
-    return line_search.update(direction, ls_state, params, value=value, grad=grads, value_fn=value_fn)
+    rounding = 8 * jnp.finfo(jnp.result_type(value)).eps * jnp.abs(value)
+    return line_search.make(rounding).update(direction, ls_state, params, value=value, grad=grads,
+                                             value_fn=value_fn)
 
 
 def _value(value_fn: ValueFn, params: PyTree, value: jax.Array | None) -> jax.Array:
     return value_fn(params) if value is None else value
 
 
-def _ls_init(line_search: optax.GradientTransformationExtraArgs | None, params: PyTree) -> Any:
+def _ls_init(line_search: _LineSearch | None, params: PyTree) -> Any:
     return line_search.init(params) if line_search is not None else optax.EmptyState()
 
 
@@ -177,7 +198,7 @@ def forcing_tolerance(grad_norm: jax.Array) -> jax.Array:
 
 def newton_cg(
     *,
-    line_search: LineSearch = "wolfe",
+    line_search: LineSearch = "armijo",
     cg_maxiter: int | None = None,
     forcing_norm: int = 2,
     max_line_search_steps: int = 30,
@@ -185,7 +206,7 @@ def newton_cg(
     """Truncated Newton (line-search Newton-CG, Nocedal & Wright Algorithm 7.1)::
 
         solve  ∇²f(x) p = -g  by CG on HVPs until  ||r|| <= min(0.5, √||g||) ||g||
-        x ← x + α p,   α by strong-Wolfe (default) or Armijo line search
+        x ← x + α p,   α by Armijo backtracking from 1 (default) or a strong-Wolfe search
 
     The Hessian is linearized once per step (``gradkit.hvp_operator``); each CG iteration
     is one HVP.  Negative curvature met at the first CG iteration falls back to steepest
@@ -481,11 +502,7 @@ def hessian_free(
         ratio = jnp.where(model < 0, (chosen_value - value) / jnp.where(model < 0, model, -1), -jnp.inf)
         ratio = jnp.where(jnp.isfinite(chosen_value), ratio, -jnp.inf)
         new_damping = jnp.where(ratio < 0.25, damping * boost, jnp.where(ratio > 0.75, damping * drop, damping))
-        if search is not None:
-            ls_state = search.init(params)
-            updates, _ = search.update(step, ls_state, params, value=value, grad=grads, value_fn=f)
-        else:
-            updates = step
+        updates, _ = _search(search, _ls_init(search, params), step, params, value, grads, f)
         # no predicted decrease (possible with an indefinite Hessian): reject, λ grows
         updates = optax.tree.where(model < 0, updates, optax.tree.zeros_like(updates))
         new_state = HessianFreeState(
@@ -561,8 +578,8 @@ class MinimizeResult(NamedTuple):
 
 
 def _stores_value_and_grad(state: Any) -> bool:
-    return (len(optax.tree.get_all_with_path(state, "value")) == 1
-            and len(optax.tree.get_all_with_path(state, "grad")) == 1)
+    found = lambda name: [v for _, v in optax.tree.get_all_with_path(state, name) if v is not None]  # noqa: E731
+    return len(found("value")) == 1 and len(found("grad")) == 1
 
 
 def minimize(
