@@ -22,6 +22,9 @@ def main() -> None:
     runs = json.loads((results / "runs.json").read_text())
     hvp = json.loads((results / "hvp.json").read_text())
     fg = json.loads((results / "forward_gradient.json").read_text())
+    so_hvp = json.loads((results / "second_order_hvp.json").read_text())
+    so_ncg = json.loads((results / "second_order_newton_cg.json").read_text())
+    so_sharp = json.loads((results / "second_order_sharpness.json").read_text())
     g3 = lambda v: f"{v:.3g}"  # noqa: E731
     throughput = [r for r in runs["rows"] if "gradkit run-steps/s" in r]
     big = next(r for r in runs["rows"] if "peak RSS GB" in r)
@@ -49,6 +52,18 @@ def main() -> None:
         "@HVP_N@": f"{hvp['rows'][0]['params']:,}",
         "@T_HVP@": table(hvp["rows"], [("what", "what", str), ("median ms", "median ms", g3),
                                        ("vs raw `jax.jvp(jax.grad(f))`", "vs raw jvp(grad)", lambda v: f"{v:.2f}")]),
+        "@T_SO_HVP@": table(so_hvp["rows"], [
+            ("model", "model", str), ("what", "what", str), ("median ms", "median ms", g3),
+            ("vs raw `jax.jvp(jax.grad(f))`", "vs raw jvp(grad)", lambda v: f"{v:.2f}"),
+            ("peak temp MB", "peak temp MB", g3)]),
+        "@T_NCG@": table(so_ncg["rows"], [
+            ("problem", "problem", str), ("scipy iters", "scipy iters", str), ("scipy HVPs", "scipy HVPs", str),
+            ("scipy final grad norm", "scipy grad norm", g3), ("scipy s", "scipy s", g3),
+            ("gradkit iters", "gradkit iters", str), ("gradkit HVPs", "gradkit HVPs", str),
+            ("gradkit final grad norm", "gradkit grad norm", g3), ("gradkit s", "gradkit s", g3),
+            ("speed-up", "speed-up", lambda v: f"{v:.1f}x")]),
+        "@T_SHARP@": table(so_sharp["rows"], [("model", "model", str), ("what", "what", str),
+                                               ("value", "value", g3), ("median s", "median s", g3)]),
     }
     for key, value in replacements.items():
         text = text.replace(key, value)

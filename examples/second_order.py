@@ -28,8 +28,8 @@ from gradkit.optim import hessian_free, minimize, newton, newton_cg, newton_cg_t
 
 
 def seed003(p: jax.Array) -> jax.Array:
-    """The seed-003 Newton example ``x⁴ + 0.9y⁴ + 4x² + 2y² - xy - 0.2x²y``."""
-    x, y = p[0], p[1]
+    """The seed-003 Newton example ``x⁴ + 0.9y⁴ + 4x² + 2y² - xy - 0.2x²y`` (points on the last axis)."""
+    x, y = p[..., 0], p[..., 1]
     return x**4 + 0.9 * y**4 + 4 * x**2 + 2 * y**2 - x * y - 0.2 * x**2 * y
 
 

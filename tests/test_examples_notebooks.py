@@ -41,3 +41,14 @@ def test_notebook_executes(notebook, tmp_path):
     client.execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+
+
+def test_readme_python_block_runs(tmp_path):
+    """The README's code sample is run as written (float32, a fresh interpreter)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "readme_sample.py"
+    script.write_text(block)
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]

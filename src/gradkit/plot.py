@@ -220,3 +220,27 @@ def plot_spectral_density(
     if label:
         ax.legend(fontsize=8)
     return ax
+
+
+def plot_grad_norms(
+    grad_norms: np.ndarray,
+    layer_names: Sequence[str] | None = None,
+    ax: "Axes | None" = None,
+    title: str | None = None,
+) -> "Axes":
+    """Per-layer gradient norms over training steps (``gradkit.train.History.grad_norms``,
+    shape ``(steps, layers)``), log scale: vanishing gradients show as a fan of lines."""
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.2))
+    grad_norms = np.asarray(grad_norms)
+    names = layer_names or [f"layer {i}" for i in range(grad_norms.shape[1])]
+    for layer, name in enumerate(names):
+        ax.plot(grad_norms[:, layer], label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("gradient norm")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7)
+    return ax
