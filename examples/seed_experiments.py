@@ -47,7 +47,7 @@ def advertising_four_ways(epochs: int) -> dict[str, np.ndarray]:
     jax_grad(jnp.asarray(w0))  # compile outside the timing
     finals, losses_by_route = {}, {}
     print(f"Advertising, linear regression, full-batch GD, lr 0.01, {epochs} epochs:")
-    print("| gradient | final w | final MSE | max abs diff to "by hand" | seconds |\n|---|---|---|---|---|")
+    print("| gradient | final w | final MSE | max abs diff to by-hand | seconds |\n|---|---|---|---|---|")
     for name, grad in routes.items():
         w, curve = w0.copy(), []
         start = time.perf_counter()
