@@ -58,6 +58,9 @@ def advertising_four_ways(epochs: int) -> dict[str, np.ndarray]:
         finals[name], losses_by_route[name] = w, np.array(curve)
         gap = np.abs(w - finals["by hand"]).max()
         print(f"| {name} | {np.round(w, 4).tolist()} | {mse_numpy(w):.4f} | {gap:.1e} | {seconds:.3f} |")
+    spread = max(np.abs(w - finals["by hand"]).max() for w in finals.values())
+    if spread > 1e-7:
+        raise AssertionError(f"the four gradient routes disagree by {spread:.1e}")
     exact = np.linalg.lstsq(x, y, rcond=None)[0]
     print(f"least squares: {np.round(exact, 4).tolist()}, MSE {mse_numpy(exact):.4f}")
     return losses_by_route
@@ -84,6 +87,8 @@ def seed003_backprop_check() -> None:
     auto = jax.grad(loss)({"w1": w1, "b1": b1, "w2": w2, "b2": b2})
     gap = max(float(np.abs(np.asarray(auto[k]) - by_hand[k]).max()) for k in by_hand)
     print(f"\nseed 003 backprop by hand vs jax.grad (2-2-1 sigmoid net): max difference {gap:.1e}")
+    if gap > 1e-12:
+        raise AssertionError(f"backprop by hand and jax.grad disagree by {gap:.1e}")
 
 
 def digits_classifiers(epochs: int) -> None:
