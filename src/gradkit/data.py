@@ -112,7 +112,8 @@ def make_classification(key: jax.Array, n: int, dim: int, num_classes: int, sepa
                    tuple(f"x{i}" for i in range(dim)))
 
 
-def _num_examples(data: PyTree) -> int:
+def num_examples(data: PyTree) -> int:
+    """The shared leading-axis length of a pytree of arrays (a ``ValueError`` if they disagree)."""
     sizes = {np.shape(leaf)[0] for leaf in jax.tree.leaves(data)}
     if len(sizes) != 1:
         raise ValueError(f"the arrays of a dataset disagree on the number of examples: {sorted(sizes)}")
@@ -124,7 +125,7 @@ def minibatches(key: jax.Array, data: PyTree, batch_size: int, *, shuffle: bool 
     """One epoch of minibatches of ``data`` (any pytree of arrays sharing the leading axis),
     in the order of ``jax.random.permutation(key, n)`` (or in order when ``shuffle=False``).
     ``drop_last`` drops the final short batch, so every batch has the same shape (one compile)."""
-    n = _num_examples(data)
+    n = num_examples(data)
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     order = np.asarray(jax.random.permutation(key, n)) if shuffle else np.arange(n)
@@ -139,7 +140,7 @@ def train_test_split(key: jax.Array, data: Sequence[np.ndarray] | Mapping[str, n
     """Split a pytree of arrays into (train, test) by a random permutation from ``key``."""
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    n = _num_examples(data)
+    n = num_examples(data)
     order = np.asarray(jax.random.permutation(key, n))
     n_test = max(1, int(round(test_fraction * n)))
     test, train = order[:n_test], order[n_test:]

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gradkit.data import minibatches
+from gradkit.data import minibatches, num_examples
 
 PyTree = Any
 
@@ -116,10 +116,7 @@ def fit(
         raise ValueError(f"fit: epochs must be a positive integer, got {epochs!r}")
     step = make_step(loss_fn, optimizer, has_aux, extra_args)
     state = optimizer.init(params)
-    n = {np.shape(leaf)[0] for leaf in jax.tree.leaves(data)}
-    if len(n) != 1:
-        raise ValueError(f"fit: the data arrays disagree on the number of examples: {sorted(n)}")
-    steps_per_epoch = max(1, n.pop() // batch_size)
+    steps_per_epoch = max(1, num_examples(data) // batch_size)
     bar = None
     if progress:
         from tqdm.auto import tqdm

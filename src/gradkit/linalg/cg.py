@@ -64,10 +64,6 @@ def _check_rhs(name: str, b: PyTree, x0: PyTree | None) -> None:
             raise ValueError(f"{name}: {problem}")
 
 
-def _size(tree: PyTree) -> int:
-    return sum(jnp.size(leaf) for leaf in jax.tree.leaves(tree))
-
-
 def _safe_div(num: jax.Array, den: jax.Array) -> jax.Array:
     """``num / den`` where ``den != 0``, else 0 (no NaN on the branch a ``where`` discards)."""
     ok = den != 0
@@ -96,7 +92,7 @@ def cg(
     _check_rhs("cg", b, x0)
     if norm_ord not in (1, 2):
         raise ValueError(f"cg: norm_ord must be 1 or 2, got {norm_ord!r}")
-    maxiter = 10 * _size(b) if maxiter is None else int(maxiter)
+    maxiter = 10 * optax.tree.size(b) if maxiter is None else int(maxiter)
     if maxiter < 0:
         raise ValueError(f"cg: maxiter must be >= 0, got {maxiter}")
     dtype = _real_dtype(b)
@@ -184,7 +180,7 @@ def steihaug_cg(
     extra products.  Returns ``(p, m(p), info)``; ``info.hit_boundary`` says (b) or (c).
     """
     _check_rhs("steihaug_cg", grad, None)
-    maxiter = 10 * _size(grad) if maxiter is None else int(maxiter)
+    maxiter = 10 * optax.tree.size(grad) if maxiter is None else int(maxiter)
     dtype = _real_dtype(grad)
     radius = jnp.asarray(radius, dtype)
     g_norm = optax.tree.norm(grad).astype(dtype)

@@ -179,7 +179,8 @@ def lanczos_eigenvalues(
     ``which``: ``"largest"`` (algebraic, sharpness), ``"smallest"`` or ``"magnitude"``.
     The ends of the spectrum converge first, geometrically in the gap."""
     k = _check_count("lanczos_eigenvalues", "k", k)
-    n = ravel_pytree(like)[0].size
+    flat, unravel = ravel_pytree(like)
+    n = flat.size
     steps = min(n, max(2 * k + 20, 30)) if num_steps is None else int(num_steps)
     if k > steps:
         raise ValueError(f"lanczos_eigenvalues: k={k} exceeds num_steps={steps}")
@@ -194,7 +195,6 @@ def lanczos_eigenvalues(
     else:
         raise ValueError(f"lanczos_eigenvalues: which must be 'largest', 'smallest' or 'magnitude', got {which!r}")
     order = order[:k]
-    _, unravel = ravel_pytree(like)
     vectors = (result.basis.T @ q[:, order]).T
     return Eigenpairs(theta[order], jax.vmap(unravel)(vectors), jnp.asarray(steps))
 
@@ -288,8 +288,7 @@ def slq_density(
     degree ``2m - 1``.  Averaged over probes this estimates the spectral density.
     """
     p = _check_count("slq_density", "num_probes", num_probes)
-    _, _, flat = _flat_operator(matvec, like)
-    _, unravel = ravel_pytree(like)
+    flat, unravel = ravel_pytree(like)
     keys = jax.random.split(key, p + 1)
     probes = _probes(keys[0], p, flat.size, flat.dtype, "rademacher") / jnp.sqrt(flat.size)
 

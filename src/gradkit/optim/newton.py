@@ -37,10 +37,18 @@ ValueFn = Callable[[PyTree], jax.Array]
 # ----------------------------------------------------------------------------- helpers
 
 
-def _require_value_fn(name: str, params: PyTree, value_fn: ValueFn | None) -> ValueFn:
+def _require_value_fn(name: str, grads: PyTree, params: PyTree, value_fn: ValueFn | None) -> ValueFn:
+    """The checked objective of ``name.update``: params and ``value_fn`` given, ``grads`` shaped
+    like ``params``, ``value_fn`` scalar (checked at trace time)."""
     if params is None or value_fn is None:
         raise ValueError(f"{name}.update needs params and the objective: update(grads, state, params, value_fn=f)")
+    check_tree_match(name, grads, params)
     return scalar_fn(value_fn, f"{name} value_fn")
+
+
+def _dtype(params: PyTree) -> Any:
+    """The common (promoted) dtype of the leaves, as ``ravel_pytree`` would give, without the copy."""
+    return optax.tree.dtype(params, "promote")
 
 
 def check_finite_start(name: str, params: PyTree) -> None:
@@ -154,17 +162,16 @@ def newton(
 
     def init(params: PyTree) -> NewtonState:
         check_finite_start("newton", params)
-        flat, _ = ravel_pytree(params)
-        if flat.size > max_params:
-            raise ValueError(f"newton: {flat.size} parameters exceed max_params={max_params}; the dense "
+        size = optax.tree.size(params)
+        if size > max_params:
+            raise ValueError(f"newton: {size} parameters exceed max_params={max_params}; the dense "
                              "Hessian would not fit — use newton_cg or hessian_free")
-        return NewtonState(jnp.zeros([], jnp.int32), jnp.zeros([], flat.dtype), _ls_init(search, params))
+        return NewtonState(jnp.zeros([], jnp.int32), jnp.zeros([], _dtype(params)), _ls_init(search, params))
 
     def update(grads: PyTree, state: NewtonState, params: PyTree = None, *,
                value_fn: ValueFn | None = None, value: jax.Array | None = None, **extra: Any
                ) -> tuple[PyTree, NewtonState]:
-        f = _require_value_fn("newton", params, value_fn)
-        check_tree_match("newton", grads, params)
+        f = _require_value_fn("newton", grads, params, value_fn)
         flat, unravel = ravel_pytree(params)
         flat_grad = ravel_pytree(grads)[0]
         hessian = jax.hessian(lambda z: f(unravel(z)))(flat)
@@ -227,10 +234,8 @@ def newton_cg(
     def update(grads: PyTree, state: NewtonCGState, params: PyTree = None, *,
                value_fn: ValueFn | None = None, value: jax.Array | None = None, **extra: Any
                ) -> tuple[PyTree, NewtonCGState]:
-        f = _require_value_fn("newton_cg", params, value_fn)
-        check_tree_match("newton_cg", grads, params)
-        size = sum(jnp.size(leaf) for leaf in jax.tree.leaves(params))
-        maxiter = 20 * size if cg_maxiter is None else cg_maxiter
+        f = _require_value_fn("newton_cg", grads, params, value_fn)
+        maxiter = 20 * optax.tree.size(params) if cg_maxiter is None else cg_maxiter
         grad_norm = optax.tree.norm(grads, ord=forcing_norm)
         neg_grad = optax.tree.scale(-1.0, grads)
         hvp = hvp_operator(f, params)
@@ -286,7 +291,7 @@ def newton_cg_trust_region(
 
     def init(params: PyTree) -> TrustRegionState:
         check_finite_start("newton_cg_trust_region", params)
-        dtype = ravel_pytree(params)[0].dtype
+        dtype = _dtype(params)
         zero = jnp.zeros([], jnp.int32)
         return TrustRegionState(zero, jnp.asarray(initial_radius, dtype), zero, jnp.zeros([], dtype),
                                 jnp.asarray(jnp.inf, dtype), optax.tree.zeros_like(params))
@@ -294,14 +299,11 @@ def newton_cg_trust_region(
     def update(grads: PyTree, state: TrustRegionState, params: PyTree = None, *,
                value_fn: ValueFn | None = None, value: jax.Array | None = None, **extra: Any
                ) -> tuple[PyTree, TrustRegionState]:
-        f = _require_value_fn("newton_cg_trust_region", params, value_fn)
-        check_tree_match("newton_cg_trust_region", grads, params)
-        size = sum(jnp.size(leaf) for leaf in jax.tree.leaves(params))
-        maxiter = 10 * size if cg_maxiter is None else cg_maxiter
+        f = _require_value_fn("newton_cg_trust_region", grads, params, value_fn)
         value = _value(f, params, value)
         grad_norm = optax.tree.norm(grads)
         step, model, info = steihaug_cg(hvp_operator(f, params), grads, state.radius,
-                                        tol=forcing_tolerance(grad_norm), maxiter=maxiter)
+                                        tol=forcing_tolerance(grad_norm), maxiter=cg_maxiter)
         step = optax.tree.cast_like(step, params)
         new_value, new_grad = jax.value_and_grad(f)(optax.tree.add(params, step))
         predicted = -model
@@ -371,7 +373,7 @@ def martens_cg(
     slot_of = np.full(maxiter + 1, -1, dtype=np.int32)
     slot_of[schedule] = np.arange(len(schedule), dtype=np.int32)
     slot_of = jnp.asarray(slot_of)
-    dtype = ravel_pytree(b)[0].dtype
+    dtype = _dtype(b)
     r = optax.tree.sub(b, matvec(x0))
     phi = lambda x, r: -0.5 * optax.tree.vdot(x, optax.tree.add(b, r)).astype(dtype)  # noqa: E731
     history = jnp.zeros(maxiter + 1, dtype).at[0].set(phi(x0, r))
@@ -450,7 +452,7 @@ def hessian_free(
 
     def init(params: PyTree) -> HessianFreeState:
         check_finite_start("hessian_free", params)
-        dtype = ravel_pytree(params)[0].dtype
+        dtype = _dtype(params)
         zero = jnp.zeros([], jnp.int32)
         return HessianFreeState(zero, jnp.asarray(initial_damping, dtype), optax.tree.zeros_like(params),
                                 zero, zero, jnp.zeros([], dtype))
@@ -466,8 +468,7 @@ def hessian_free(
             if value_fn is None:
                 value_fn = lambda p: loss_fn(model_fn(p))  # noqa: E731
             curvature_product = lambda v: ggn_vp(model_fn, loss_fn, params, v)  # noqa: E731
-        f = _require_value_fn("hessian_free", params, value_fn)
-        check_tree_match("hessian_free", grads, params)
+        f = _require_value_fn("hessian_free", grads, params, value_fn)
         if curvature == "hessian":
             curvature_product = hvp_operator(f, params)
         value = _value(f, params, value)
