@@ -79,6 +79,25 @@ def test_divergent_run_is_flagged_frozen_and_does_not_poison_neighbours():
     assert np.all(res.trajectory[1, -5:] == last)
 
 
+def test_final_mode_checks_every_100_steps_and_after_the_last_one():
+    """SGD (lr 1) on f(x) = x walks x_k = x_0 - k; f turns NaN below -220.  With 250 steps the
+    checks fall at steps 100, 200 and 250.  From 0 the run diverges at step 221 (in the 50-step
+    tail) and is frozen at its step-200 point; from -100 it diverges at step 121, frozen at its
+    step-100 point.  First hits of |f - (-137)| <= 0.5 are exact across block boundaries and
+    survive a later divergence."""
+
+    def walk(x):
+        return jnp.sum(jnp.where(x < -220.0, jnp.nan, x))
+
+    starts = jnp.array([[0.0], [100.0], [-100.0]])
+    res = runs.run(walk, optim.sgd(1.0), starts, 250, tol=0.5, f_star=-137.0)
+    assert res.diverged.tolist() == [True, False, True]
+    np.testing.assert_array_equal(res.final[:, 0], [-200.0, -150.0, -200.0])
+    np.testing.assert_array_equal(res.final_value, [-200.0, -150.0, -200.0])
+    np.testing.assert_array_equal(res.hit_step, [137, 237, 37])
+    np.testing.assert_array_equal(res.converged, [False, True, False])
+
+
 def test_sweep_equals_separate_runs_and_summarises():
     makers = {"adam": optim.adam, "momentum": optim.momentum}
     grids = {"adam": {"learning_rate": [0.01, 0.1]}, "momentum": {"learning_rate": [1e-4, 1e-3], "beta": [0.5, 0.9]}}

@@ -12,8 +12,8 @@ forward gradients — and are dropped for the others by ``optax.with_extra_args_
 
 A run whose objective value becomes NaN/inf (a non-finite point propagates into
 the value) is flagged ``diverged`` and frozen at its last finite point on a check
-boundary (every recorded step; in final-state mode every ``d <= 50`` steps, ``d``
-the largest divisor of ``steps``); its neighbours in the batch are untouched.
+boundary (every recorded step; in final-state mode every 100 steps and after the
+last); its neighbours in the batch are untouched.
 The run axis is split into chunks (bounded memory, a tqdm bar) and each chunk is
 sharded over every local device (data-parallel, no communication).  Multi-host:
 call ``jax.distributed.initialize()`` first; ``jax.devices()`` then spans hosts
@@ -80,6 +80,16 @@ def _record_stride(record: str | int, steps: int) -> int:
     raise ValueError(f"record must be 'final', 'trajectory' or a positive int stride, got {record!r}")
 
 
+_CHECK_EVERY = 100  # final-state mode: steps between divergence checks
+
+
+def _advance_hit(hit: jax.Array, met_now: jax.Array) -> jax.Array:
+    """One step of first-hit tracking in a single int: ``hit >= 0`` is the step at which the
+    tolerance was first met; ``hit = -j < 0`` means steps ``0 .. j-1`` were checked and missed,
+    so a hit now is step ``j = -hit``.  No step counter is carried (one kernel fewer per step)."""
+    return jnp.where(hit >= 0, hit, jnp.where(met_now, -hit, hit - 1))
+
+
 def _single_run(
     objective: Callable[[PyTree], jax.Array],
     make_optimizer: OptimizerLike,
@@ -91,49 +101,55 @@ def _single_run(
     """The scan for one run; vmapped over the run axis by :func:`_compiled`."""
 
     needs_norm = f_star is None or not math.isfinite(f_star)
-    # divergence is checked every block_len steps: the record stride, else a divisor of steps <= 50
-    block_len = stride or max(d for d in range(1, 51) if steps % d == 0)
+    # divergence is checked every block_len steps (the record stride) and after the last step
+    block_len = stride or min(steps, _CHECK_EVERY)
 
-    def met(value: jax.Array, grad_norm: jax.Array | None) -> jax.Array:
-        if not needs_norm:
-            return jnp.abs(value - f_star) <= tol
-        return grad_norm <= tol
+    def met(value: jax.Array, grad: PyTree) -> jax.Array:
+        if needs_norm:
+            return optax.tree.norm(grad) <= tol
+        return jnp.abs(value - f_star) <= tol
 
     def one(x0: PyTree, hparams: Mapping[str, jax.Array]) -> dict[str, Any]:
         is_opt = isinstance(make_optimizer, optax.GradientTransformation)
         opt = optax.with_extra_args_support(make_optimizer if is_opt else make_optimizer(**hparams))
         value0, grad0 = jax.value_and_grad(objective)(x0)
 
-        def step(carry: tuple, k: jax.Array) -> tuple[tuple, None]:
+        def step(carry: tuple, _: None) -> tuple[tuple, None]:
             x, state, value, grad, hit, diverged = carry
             updates, state = opt.update(grad, state, x, value_fn=objective, value=value)
             x = optax.apply_updates(x, updates)
             value, grad = jax.value_and_grad(objective)(x)
-            grad_norm = optax.tree.norm(grad) if needs_norm else None
-            hit = jnp.where((hit < 0) & ~diverged & met(value, grad_norm), (k + 1).astype(hit.dtype), hit)
-            return (x, state, value, grad, hit, diverged), None
+            return (x, state, value, grad, _advance_hit(hit, met(value, grad) & ~diverged), diverged), None
 
-        def block(carry: tuple, k0: jax.Array) -> tuple[tuple, Any]:
-            """``block_len`` unchecked steps, then the divergence check: NaN/inf in the point
+        def block(length: int) -> Callable[[tuple, None], tuple[tuple, Any]]:
+            """``length`` unchecked steps, then the divergence check: NaN/inf in the point
             propagates into f, so testing the value is enough.  A diverged run returns to the
             block's start (its last finite point on a block boundary) and stays there for good;
             its optimizer state may go non-finite but never reaches the point again.  Checking
-            per block instead of per step keeps the loop fused (~2x faster on CPU)."""
-            x0_, _, value0_, grad0_, _, diverged0 = carry
-            (x, state, value, grad, hit, _), _ = jax.lax.scan(
-                step, carry, k0 + jnp.arange(block_len, dtype=jnp.int32))
-            diverged = diverged0 | ~jnp.isfinite(value)
-            keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(diverged, a, b), old, new)  # noqa: E731
-            x, value, grad = keep(x0_, x), keep(value0_, value), keep(grad0_, grad)
-            out = (x, value, optax.tree.norm(grad)) if stride else None
-            return (x, state, value, grad, hit, diverged), out
+            per block instead of per step keeps the loop fused (~2x faster on CPU).  The value is
+            recomputed here rather than taken from the loop, so the loop carries it only for an
+            optimizer that reads it (XLA drops it otherwise: one kernel fewer per step)."""
 
-        hit0 = jnp.where(met(value0, optax.tree.norm(grad0)), 0, -1).astype(jnp.int32)
+            def run_block(carry: tuple, _: None) -> tuple[tuple, Any]:
+                x_start, _, value_start, grad_start, _, diverged = carry
+                (x, state, _, grad, hit, _), _ = jax.lax.scan(step, carry, None, length=length)
+                value = objective(x)
+                diverged = diverged | ~jnp.isfinite(value)
+                keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(diverged, a, b), old, new)  # noqa: E731
+                x, value, grad = keep(x_start, x), keep(value_start, value), keep(grad_start, grad)
+                out = (x, value, optax.tree.norm(grad)) if stride else None
+                return (x, state, value, grad, hit, diverged), out
+
+            return run_block
+
+        hit0 = jnp.where(met(value0, grad0), 0, -1).astype(jnp.int32)
         carry = (x0, opt.init(x0), value0, grad0, hit0, jnp.asarray(False))
-        carry, recorded = jax.lax.scan(block, carry, jnp.arange(0, steps, block_len, dtype=jnp.int32))
+        carry, recorded = jax.lax.scan(block(block_len), carry, None, length=steps // block_len)
+        if steps % block_len:  # final-state mode only: the stride divides steps
+            carry, _ = block(steps % block_len)(carry, None)
         x, _, value, grad, hit, diverged = carry
-        result = {"final": x, "final_value": value, "final_grad_norm": optax.tree.norm(grad), "hit_step": hit,
-                  "diverged": diverged}
+        result = {"final": x, "final_value": value, "final_grad_norm": optax.tree.norm(grad),
+                  "hit_step": jnp.maximum(hit, -1), "diverged": diverged}
         if stride:
             traj, values, norms = recorded
             result["trajectory"] = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), x0, traj)
@@ -152,8 +168,10 @@ def _compiled(objective: Callable[[PyTree], jax.Array], make_optimizer: Optimize
     return jax.jit(jax.vmap(_single_run(objective, make_optimizer, steps, stride, tol, f_star)))
 
 
-def _mesh() -> Mesh:
-    return Mesh(np.asarray(jax.devices()), ("runs",))
+@functools.lru_cache(maxsize=8)
+def _run_sharding(devices: tuple[jax.Device, ...]) -> NamedSharding:
+    """The run axis split over ``devices`` (a 1-D mesh), cached: building it costs ~10 us per call."""
+    return NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
 
 
 def estimate_bytes(n_runs: int, steps: int, point_size: int, record: str | int, itemsize: int = 4) -> int:
@@ -206,10 +224,10 @@ def run_batch(
     for k, v in hparams.items():
         if v.shape[0] != n_runs:
             raise ValueError(f"hyperparameter {k!r} has {v.shape[0]} values for {n_runs} runs")
-    point_size = sum(int(np.prod(jnp.shape(leaf)[1:])) for leaf in leaves)
-    itemsize = jnp.asarray(leaves[0]).dtype.itemsize
-    needed = estimate_bytes(n_runs, steps, point_size, record, itemsize) if stride else 0
-    if needed > max_bytes:
+    if stride:
+        point_size = sum(int(np.prod(jnp.shape(leaf)[1:])) for leaf in leaves)
+        needed = estimate_bytes(n_runs, steps, point_size, record, jnp.result_type(leaves[0]).itemsize)
+    if stride and needed > max_bytes:
         raise ValueError(
             f"recording {record!r} for {n_runs} runs x {steps} steps needs about {needed / 1e9:.2f} GB "
             f"(> max_bytes = {max_bytes / 1e9:.2f} GB); record every k-th step (record=k) or 'final'"
@@ -220,7 +238,7 @@ def run_batch(
     n_chunks = -(-n_runs // chunk_size)
     chunk = -(-n_runs // n_chunks)  # equal chunks: at most n_chunks - 1 padded runs
     chunk = -(-chunk // n_dev) * n_dev  # a multiple of the device count
-    sharding = NamedSharding(_mesh(), PartitionSpec("runs"))
+    sharding = _run_sharding(tuple(jax.devices()))
     pieces: list[tuple[int, dict[str, Any]]] = []
     bounds = range(0, n_runs, chunk)
     if progress:

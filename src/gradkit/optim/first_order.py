@@ -21,6 +21,7 @@ from gradkit.optim._common import (
     PyTree,
     ScalarOrSchedule,
     bias_correct,
+    bias_correct_pair,
     check_betas,
     check_decay,
     check_learning_rate,
@@ -248,12 +249,19 @@ def adam(
         mu = ema(updates, state.mu, b1, 1)
         nu = ema(updates, state.nu, b2, 2)
         count = increment(state.count)
-        mu_hat = _nesterov_mu_hat(mu, updates, b1, count) if nesterov else bias_correct(mu, b1, count)
-        nu_hat = bias_correct(nu, b2, count)
+        mu_hat, nu_hat = _adam_moments_hat(mu, nu, updates, b1, b2, count, nesterov)
         direction = jax.tree.map(lambda m, v: m / denominator(v), mu_hat, nu_hat)
         return scale_by_neg_lr(direction, learning_rate, state.count), AdamState(count, mu, nu)
 
     return GradientTransformation(init_adam_state, update)
+
+
+def _adam_moments_hat(mu: PyTree, nu: PyTree, grads: PyTree, b1: Any, b2: Any, count: jax.Array,
+                      nesterov: bool) -> tuple[PyTree, PyTree]:
+    """Bias-corrected ``(m̂, ŝ)``; with ``nesterov`` the look-ahead ``m̂`` of :func:`_nesterov_mu_hat`."""
+    if nesterov:
+        return _nesterov_mu_hat(mu, grads, b1, count), bias_correct(nu, b2, count)
+    return bias_correct_pair(mu, nu, b1, b2, count)
 
 
 def _nesterov_mu_hat(mu: PyTree, grads: PyTree, b1: Any, count: jax.Array) -> PyTree:
@@ -318,8 +326,7 @@ def adabelief(
         surprise = jax.tree.map(lambda g, m: g - m, updates, mu)
         nu = jax.tree.map(lambda s: s + eps_root, ema(surprise, state.nu, b2, 2))
         count = increment(state.count)
-        mu_hat = _nesterov_mu_hat(mu, updates, b1, count) if nesterov else bias_correct(mu, b1, count)
-        nu_hat = bias_correct(nu, b2, count)
+        mu_hat, nu_hat = _adam_moments_hat(mu, nu, updates, b1, b2, count, nesterov)
         direction = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat)
         return scale_by_neg_lr(direction, learning_rate, state.count), AdamState(count, mu, nu)
 
@@ -354,9 +361,9 @@ def amsgrad(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps
         mu = ema(updates, state.mu, b1, 1)
         nu = ema(updates, state.nu, b2, 2)
         count = increment(state.count)
-        nu_max = jax.tree.map(jnp.maximum, state.nu_max, bias_correct(nu, b2, count))
-        direction = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps),
-                                 bias_correct(mu, b1, count), nu_max)
+        mu_hat, nu_hat = bias_correct_pair(mu, nu, b1, b2, count)
+        nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu_hat)
+        direction = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_max)
         return scale_by_neg_lr(direction, learning_rate, state.count), AmsgradState(count, mu, nu, nu_max)
 
     return GradientTransformation(init, update)
