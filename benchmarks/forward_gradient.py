@@ -1,7 +1,8 @@
 """Forward-gradient step vs backprop step on MLPs: time per step and compiled peak temp memory.
 
 A step is: gradient (forward gradient with one tangent, or ``jax.grad``) + SGD update,
-jitted, params donated.  Memory is XLA's own accounting of the compiled step
+jitted, params donated.  Tangents: ``rank_one`` (``a bᵀ`` on each weight matrix, kept factored:
+a dense layer's tangent is a matrix-vector product), ``rademacher``, ``normal``.  Memory is XLA's own accounting of the compiled step
 (``memory_analysis()``: temporaries, i.e. activations kept for the backward pass).
 
     python benchmarks/forward_gradient.py
@@ -62,7 +63,8 @@ def steps(loss, lr: float = 1e-3):
 
         return forward
 
-    return {"backprop": backprop, "FG rademacher": forward_step("rademacher"), "FG normal": forward_step("normal")}
+    return {"backprop": backprop, "FG rank_one": forward_step("rank_one"), "FG rademacher": forward_step("rademacher"),
+            "FG normal": forward_step("normal")}
 
 
 def temp_bytes(fn, params, key) -> int:
@@ -86,7 +88,7 @@ def run(configs, repeats: int) -> list[dict]:
                     samples[k].append(time.perf_counter() - start)
         t = {k: statistics.median(v) for k, v in samples.items()}
         n = sum(p.size for p in jax.tree.leaves(params))
-        for k in ("FG rademacher", "FG normal"):
+        for k in ("FG rank_one", "FG rademacher", "FG normal"):
             rows.append({"model": name, "params": n, "batch": batch, "tangents": k[3:],
                          "backprop ms": t["backprop"] * 1e3, "forward-gradient ms": t[k] * 1e3,
                          "time ratio": t[k] / t["backprop"], "backprop temp MB": mem["backprop"] / 1e6,

@@ -101,7 +101,7 @@ def classification(out: str, steps: int, seeds: int) -> None:
 
         sgd_losses, sgd_time = train(loss, params, optim.sgd(schedule), steps)
         fgd = [train(loss, params, optim.forward_gradient_descent(optim.sgd(schedule), jax.random.PRNGKey(s),
-                                                                  objective=loss, distribution="rademacher"), steps)
+                                                                  objective=loss, distribution="rank_one"), steps)
                for s in range(seeds)]
         fgd_losses = np.mean([c for c, _ in fgd], axis=0)
         fgd_time = float(np.mean([t for _, t in fgd]))
@@ -112,11 +112,11 @@ def classification(out: str, steps: int, seeds: int) -> None:
     plt = plot._pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     for row, (model_name, (sgd_losses, sgd_time, fgd_runs, fgd_time)) in enumerate(curves.items()):
-        plot.plot_loss_curves({"backprop SGD": sgd_losses, "forward gradient": fgd_runs}, ax=axes[row, 0])
+        plot.plot_loss_curves({"backprop SGD": sgd_losses, "forward gradient (rank-one)": fgd_runs}, ax=axes[row, 0])
         axes[row, 0].set_title(f"{model_name}: loss vs step", fontsize=9)
         steps_axis = np.arange(len(sgd_losses))
         axes[row, 1].plot(steps_axis * sgd_time * 1e3, sgd_losses, label="backprop SGD")
-        axes[row, 1].plot(steps_axis * fgd_time * 1e3, fgd_runs.mean(axis=0), label="forward gradient (mean)")
+        axes[row, 1].plot(steps_axis * fgd_time * 1e3, fgd_runs.mean(axis=0), label="forward gradient, rank-one (mean)")
         axes[row, 1].set_yscale("log")
         axes[row, 1].set_xlabel("wall time (ms)")
         axes[row, 1].set_title(f"{model_name}: loss vs wall time", fontsize=9)

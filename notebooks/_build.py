@@ -105,6 +105,29 @@ NOTEBOOKS = {
             "    print(dist, 'mean', g.mean(0).round(3), 'grad', G.round(3))\n"
             "    print('   var', g.var(0).round(2), 'theory', theory.round(2))"
         ),
+        new_markdown_cell(
+            "Rank-one tangents: on a matrix leaf `W`, `V = a bᵀ` with Rademacher `a`, `b`. Every `V_ij` is "
+            "±1 and `E[V_ij V_kl] = δ_ik δ_jl`, so the moments above are the Rademacher ones, but a dense "
+            "layer's tangent `X V = (X a) bᵀ` is a matrix-vector product: XLA counts the step's FLOPs "
+            "below backprop's."
+        ),
+        new_code_cell(
+            "W = theta.reshape(2, 2); fw = lambda w: f(w.reshape(-1))\n"
+            "g = np.asarray(jax.vmap(lambda k: optim.forward_gradient(fw, W, k, distribution='rank_one')[1])(keys))\n"
+            "print('rank_one mean', g.reshape(-1, 4).mean(0).round(3), 'var', g.reshape(-1, 4).var(0).round(2),\n"
+            "      'theory', (G @ G - G ** 2).round(2))\n"
+            "x = jax.random.normal(jax.random.PRNGKey(2), (256, 256))\n"
+            "params = [jax.random.normal(jax.random.PRNGKey(i), (256, 256)) / 16 for i in range(3)]\n"
+            "def loss(ps):\n"
+            "    h = x\n"
+            "    for w in ps: h = jnp.tanh(h @ w)\n"
+            "    return jnp.mean(h ** 2)\n"
+            "flops = lambda fn: jax.jit(fn).lower(params).compile().cost_analysis()['flops']\n"
+            "for name, fn in [('backprop', jax.grad(loss)),\n"
+            "                 ('rademacher', lambda p: optim.forward_gradient(loss, p, keys[0], distribution='rademacher')[1]),\n"
+            "                 ('rank_one', lambda p: optim.forward_gradient(loss, p, keys[0], distribution='rank_one')[1])]:\n"
+            "    print(f'{name:>10}: {flops(fn) / 1e6:.0f} MFLOP')"
+        ),
         new_code_cell(
             "beale = landscapes.get('beale')\n"
             "starts = jnp.tile(jnp.array([[1.0, 1.5]]), (4, 1))\n"

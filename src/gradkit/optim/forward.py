@@ -10,6 +10,15 @@ terms (variance / K).  Per coordinate, with ``G = ∇f``:
 
 * Gaussian ``v``:   ``Var g_i = ||G||² + G_i²``,  ``E||g||² = (n + 2)||G||²``
 * Rademacher ``v``: ``Var g_i = ||G||² - G_i²``,  ``E||g||² = n ||G||²``
+
+``distribution="rank_one"``: every matrix leaf ``W`` (m × n) gets ``V = a bᵀ`` with ``a``, ``b``
+independent Rademacher vectors, other leaves plain Rademacher.  ``V_ij = a_i b_j`` is ±1 and
+``E[V_ij V_kl] = E[a_i a_k] E[b_j b_l] = δ_ik δ_jl``, so ``E[v vᵀ] = I`` (unbiased) and, since
+``v_i² = 1``, ``Var g_i = E[(G·v)²] - G_i² = ||G||² - G_i²`` and ``E||g||² = n ||G||²``: the
+Rademacher moments exactly (only the covariances between coordinates differ).  What changes is
+the cost: ``X V = (X a) bᵀ`` is a matrix-vector product where ``X @ V`` was a matmul, so a
+dense layer's tangent costs ``O(batch·(m + n))`` instead of ``O(batch·m·n)`` (see
+``gradkit.optim._rank_one_jvp``) and the step costs less than a backprop step.
 """
 
 from __future__ import annotations
@@ -23,8 +32,10 @@ import optax
 
 from gradkit.derivatives import scalar_fn
 from gradkit.optim._common import PyTree, check_tree_match
+from gradkit.optim._rank_one_jvp import RankOne, rank_one_jvp
 
-Distribution = Literal["normal", "rademacher"]
+Distribution = Literal["normal", "rademacher", "rank_one"]
+_DISTRIBUTIONS = ("normal", "rademacher", "rank_one")
 
 
 def _packed_rademacher(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
@@ -37,30 +48,44 @@ def _packed_rademacher(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> ja
 
 
 def _check_sampling(num_tangents: int, distribution: str) -> None:
-    if distribution not in ("normal", "rademacher"):
-        raise ValueError(f"distribution must be 'normal' or 'rademacher', got {distribution!r}")
+    if distribution not in _DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {_DISTRIBUTIONS}, got {distribution!r}")
     if not isinstance(num_tangents, int) or num_tangents < 1:
         raise ValueError(f"num_tangents must be a positive int, got {num_tangents!r}")
+
+
+def _sample_leaf_tangents(key: jax.Array, leaf: Any, num_tangents: int, distribution: Distribution
+                          ) -> jax.Array | RankOne:
+    leaf = jnp.asarray(leaf)
+    if not jnp.issubdtype(leaf.dtype, jnp.floating):
+        raise TypeError(f"forward gradients need floating-point params, got a leaf of dtype {leaf.dtype}")
+    shape = (num_tangents,) + leaf.shape
+    if distribution == "normal":
+        return jax.random.normal(key, shape, leaf.dtype)
+    if distribution == "rank_one" and leaf.ndim == 2:
+        key_left, key_right = jax.random.split(key)
+        return RankOne(_packed_rademacher(key_left, shape[:2], leaf.dtype),
+                       _packed_rademacher(key_right, shape[:1] + shape[2:], leaf.dtype))
+    return _packed_rademacher(key, shape, leaf.dtype)
+
+
+def _tangent_leaves(key: jax.Array, params: PyTree, num_tangents: int, distribution: Distribution
+                    ) -> tuple[list[jax.Array | RankOne], Any]:
+    _check_sampling(num_tangents, distribution)
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    return [_sample_leaf_tangents(k, leaf, num_tangents, distribution) for k, leaf in zip(keys, leaves)], treedef
 
 
 def sample_tangents(key: jax.Array, params: PyTree, num_tangents: int = 1,
                     distribution: Distribution = "normal") -> PyTree:
     """``num_tangents`` random tangents shaped like ``params`` (leading axis ``K``), one key
-    per leaf, in each leaf's dtype; components i.i.d. N(0, 1) or uniform on {-1, +1}."""
-    _check_sampling(num_tangents, distribution)
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(key, len(leaves))
-
-    def draw(k: jax.Array, leaf: Any) -> jax.Array:
-        leaf = jnp.asarray(leaf)
-        if not jnp.issubdtype(leaf.dtype, jnp.floating):
-            raise TypeError(f"forward gradients need floating-point params, got a leaf of dtype {leaf.dtype}")
-        shape = (num_tangents,) + leaf.shape
-        if distribution == "normal":
-            return jax.random.normal(k, shape, leaf.dtype)
-        return _packed_rademacher(k, shape, leaf.dtype)
-
-    return jax.tree.unflatten(treedef, [draw(k, leaf) for k, leaf in zip(keys, leaves)])
+    per leaf, in each leaf's dtype; components i.i.d. N(0, 1), uniform on {-1, +1}, or for
+    ``"rank_one"`` the outer products ``a bᵀ`` of Rademacher vectors on matrix leaves
+    (materialized here; :func:`forward_gradient` keeps them factored)."""
+    tangents, treedef = _tangent_leaves(key, params, num_tangents, distribution)
+    dense = [jax.vmap(RankOne.dense)(t) if isinstance(t, RankOne) else t for t in tangents]
+    return jax.tree.unflatten(treedef, dense)
 
 
 def forward_gradient(
@@ -71,13 +96,25 @@ def forward_gradient(
     distribution: Distribution = "normal",
 ) -> tuple[jax.Array, PyTree]:
     """``(f(θ), ĝ)`` with ``ĝ = (1/K) Σ_k (∇f(θ)·v_k) v_k`` from ``K`` forward passes
-    (``jax.jvp``, vmapped over the tangents).  Unbiased: ``E[ĝ] = ∇f(θ)``."""
+    (``jax.jvp``, vmapped over the tangents).  Unbiased: ``E[ĝ] = ∇f(θ)``.  With
+    ``distribution="rank_one"`` the matrix tangents stay factored through the forward pass
+    and ``ĝ_W = (1/K) Σ_k s_k a_k b_kᵀ``."""
     f = scalar_fn(f, "forward_gradient objective")
-    tangents = sample_tangents(key, params, num_tangents, distribution)
-    values, slopes = jax.vmap(lambda v: jax.jvp(f, (params,), (v,)))(tangents)
-    estimate = jax.tree.map(
-        lambda v: jnp.mean(slopes.astype(v.dtype).reshape((-1,) + (1,) * (v.ndim - 1)) * v, axis=0), tangents)
-    return values[0], estimate
+    tangents, treedef = _tangent_leaves(key, params, num_tangents, distribution)
+    if distribution == "rank_one":
+        values, slopes = jax.vmap(lambda ts: rank_one_jvp(f, params, ts))(tangents)
+    else:
+        values, slopes = jax.vmap(lambda ts: jax.jvp(f, (params,), (jax.tree.unflatten(treedef, ts),)))(tangents)
+    return values[0], jax.tree.unflatten(treedef, [_project(slopes, t) for t in tangents])
+
+
+def _project(slopes: jax.Array, tangent: jax.Array | RankOne) -> jax.Array:
+    """``(1/K) Σ_k s_k v_k`` for one leaf; ``(1/K) Aᵀ diag(s) B`` for factored ``v_k = a_k b_kᵀ``."""
+    if isinstance(tangent, RankOne):
+        weights = slopes.astype(tangent.left.dtype) / slopes.shape[0]
+        return jax.lax.dot_general(tangent.left * weights[:, None], tangent.right, (((0,), (0,)), ((), ())))
+    s = slopes.astype(tangent.dtype).reshape((-1,) + (1,) * (tangent.ndim - 1))
+    return jnp.mean(s * tangent, axis=0)
 
 
 class ForwardGradientState(NamedTuple):
