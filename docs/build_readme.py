@@ -39,7 +39,7 @@ def main() -> None:
             ("hand-fused jit(vmap(scan)) optax", "hand-fused run-steps/s", g3),
             ("vs hand-fused", "vs hand-fused", lambda v: f"{v:.2f}x"),
             ("hand-fused, gradkit.optim.adam", "hand-fused gradkit-adam run-steps/s", g3),
-            ("vs that", "vs hand-fused gradkit-adam", lambda v: f"{v:.2f}x"),
+            ("vs gradkit-adam loop", "vs hand-fused gradkit-adam", lambda v: f"{v:.2f}x"),
             ("seed-style NumPy loop", "numpy loop run-steps/s", g3),
             ("vs NumPy loop", "vs numpy loop", lambda v: f"{v:,.0f}x")]),
         "@BIG_S@": f"{big['seconds (incl. compile)']:.2f}",
