@@ -224,14 +224,14 @@ def run_batch(
     for k, v in hparams.items():
         if v.shape[0] != n_runs:
             raise ValueError(f"hyperparameter {k!r} has {v.shape[0]} values for {n_runs} runs")
-    if stride:
+    if stride:  # only recording needs memory that grows with the steps
         point_size = sum(int(np.prod(jnp.shape(leaf)[1:])) for leaf in leaves)
         needed = estimate_bytes(n_runs, steps, point_size, record, jnp.result_type(leaves[0]).itemsize)
-    if stride and needed > max_bytes:
-        raise ValueError(
-            f"recording {record!r} for {n_runs} runs x {steps} steps needs about {needed / 1e9:.2f} GB "
-            f"(> max_bytes = {max_bytes / 1e9:.2f} GB); record every k-th step (record=k) or 'final'"
-        )
+        if needed > max_bytes:
+            raise ValueError(
+                f"recording {record!r} for {n_runs} runs x {steps} steps needs about {needed / 1e9:.2f} GB "
+                f"(> max_bytes = {max_bytes / 1e9:.2f} GB); record every k-th step (record=k) or 'final'"
+            )
 
     fn = _compiled(objective, make_optimizer, steps, stride, float(tol), None if f_star is None else float(f_star))
     n_dev = jax.device_count()

@@ -24,7 +24,7 @@ dense layer's tangent costs ``O(batch·(m + n))`` instead of ``O(batch·m·n)`` 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, NamedTuple
+from typing import Any, Callable, Literal, NamedTuple, get_args
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +35,7 @@ from gradkit.optim._common import PyTree, check_tree_match
 from gradkit.optim._rank_one_jvp import RankOne, rank_one_jvp
 
 Distribution = Literal["normal", "rademacher", "rank_one"]
-_DISTRIBUTIONS = ("normal", "rademacher", "rank_one")
+_DISTRIBUTIONS = get_args(Distribution)
 
 
 def _packed_rademacher(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
