@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _timing  # noqa: E402
+import _timing
 
-from gradkit import optim  # noqa: E402
+from gradkit import optim
 
 
 def mlp_problem(widths: list[int], batch: int):

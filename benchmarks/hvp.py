@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _timing  # noqa: E402
+import _timing
 
-import gradkit as gk  # noqa: E402
+import gradkit as gk
 
 
 def make_problem(widths: list[int], batch: int, key: jax.Array):

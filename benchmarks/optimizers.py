@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _timing  # noqa: E402
+import _timing
 
-from gradkit import optim  # noqa: E402
+from gradkit import optim
 
 PAIRS = {
     "sgd": (lambda: optim.sgd(1e-3), lambda: optax.sgd(1e-3)),

@@ -25,9 +25,9 @@ import numpy as np
 import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _timing  # noqa: E402
+import _timing
 
-from gradkit import landscapes, optim, runs  # noqa: E402
+from gradkit import landscapes, optim, runs
 
 LR, STEPS = 1e-2, 1000
 ROSEN = landscapes.get("rosenbrock")

@@ -29,11 +29,11 @@ import optax
 import scipy.optimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _timing  # noqa: E402
+import _timing
 
-import gradkit as gk  # noqa: E402
-from gradkit.linalg import hutch_plus_plus, hutchinson_trace, lanczos_eigenvalues, power_iteration  # noqa: E402
-from gradkit.optim import minimize, newton_cg  # noqa: E402
+import gradkit as gk
+from gradkit.linalg import hutch_plus_plus, hutchinson_trace, lanczos_eigenvalues, power_iteration
+from gradkit.optim import minimize, newton_cg
 
 
 def mlp_loss(widths: list[int], batch: int, key: jax.Array):
@@ -179,7 +179,7 @@ def sharpness_rows(quick: bool) -> list[dict]:
     params, _ = train(params, state)
     n = sum(x.size for x in jax.tree.leaves(params))
     key = jax.random.PRNGKey(0)
-    op_of = lambda p: gk.hvp_operator(loss, p)  # noqa: E731
+    op_of = lambda p: gk.hvp_operator(loss, p)
     tasks = {
         "top eigenvalue, Lanczos (40 steps)": lambda p: lanczos_eigenvalues(op_of(p), p, key, 1, num_steps=40
                                                                            ).eigenvalues[0],

@@ -25,7 +25,7 @@ def main() -> None:
     so_hvp = json.loads((results / "second_order_hvp.json").read_text())
     so_ncg = json.loads((results / "second_order_newton_cg.json").read_text())
     so_sharp = json.loads((results / "second_order_sharpness.json").read_text())
-    g3 = lambda v: f"{v:.3g}"  # noqa: E731
+    g3 = lambda v: f"{v:.3g}"
     throughput = [r for r in runs["rows"] if "gradkit run-steps/s" in r]
     big = next(r for r in runs["rows"] if "peak RSS GB" in r)
     text = (ROOT / "docs" / "README.template.md").read_text()

@@ -37,7 +37,7 @@ def seed_newton(out: str) -> None:
     root = newton_root(lambda x: x**4 - 8 * x**3 + 21 * x**2 - 24 * x + 9, 2.0)
     print(f"root of x^4 - 8x^3 + 21x^2 - 24x + 9 from x0 = 2: {float(root.root):.16f} "
           f"({int(root.iterations)} iterations; seed: 0.6972243622680052)")
-    g = lambda x: jnp.exp(x[0]) - jnp.log(x[0])  # noqa: E731
+    g = lambda x: jnp.exp(x[0]) - jnp.log(x[0])
     result = minimize(g, jnp.array([1.0]), newton(), gtol=1e-14)
     print(f"argmin e^x - log x: {float(result.params[0]):.16f} in {int(result.iterations)} Newton steps "
           "(the omega constant 0.5671432904097838)")
@@ -95,8 +95,8 @@ def mlp_spectrum(out: str, quick: bool) -> None:
             h = jnp.tanh(h @ layer["w"] + layer["b"])
         return h @ p[-1]["w"] + p[-1]["b"]
 
-    loss_fn = lambda out: 0.5 * jnp.mean((out - y) ** 2)  # noqa: E731
-    value_fn = lambda p: loss_fn(model_fn(p))  # noqa: E731
+    loss_fn = lambda out: 0.5 * jnp.mean((out - y) ** 2)
+    value_fn = lambda p: loss_fn(model_fn(p))
     hf_steps, adam_steps = (10, 300) if quick else (60, 3000)
     hf = hessian_free(1.0, cg_maxiter=100)
     hf_step = jax.jit(lambda p, s: hf.update(jax.grad(value_fn)(p), s, p, value_fn=value_fn, model_fn=model_fn,

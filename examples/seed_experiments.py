@@ -71,7 +71,7 @@ def seed003_backprop_check() -> None:
     rng = np.random.default_rng(3)
     x, target = rng.normal(size=2), 1.0
     w1, b1, w2, b2 = rng.normal(size=(2, 2)), rng.normal(size=2), rng.normal(size=2), rng.normal()
-    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))
     z1 = w1 @ x + b1
     a1 = sigmoid(z1)
     z2 = w2 @ a1 + b2
@@ -101,13 +101,13 @@ def digits_classifiers(epochs: int) -> None:
     (x_train, y_train), (x_test, y_test) = data.train_test_split(key, (ds.features, ds.targets), 0.25)
     binary = (y_train == 0).astype(np.float64), (y_test == 0).astype(np.float64)
     logistic = models.logistic_regression(64, dtype=jnp.float64)
-    loss = lambda p, b: jnp.mean(losses.binary_cross_entropy(logistic.apply(p, b[0]), b[1]))  # noqa: E731
+    loss = lambda p, b: jnp.mean(losses.binary_cross_entropy(logistic.apply(p, b[0]), b[1]))
     params, _ = train.fit(loss, logistic.init(key), optim.sgd(0.5), (x_train, binary[0]), epochs, 64, key,
                           progress=False)
     acc = float(losses.accuracy(logistic.apply(params, jnp.asarray(x_test)), jnp.asarray(binary[1])))
     print(f"\ndigits, logistic regression (0 vs rest): test accuracy {acc:.3f}")
     softmax = models.softmax_regression(64, 10, dtype=jnp.float64)
-    loss = lambda p, b: jnp.mean(losses.softmax_cross_entropy(softmax.apply(p, b[0]), b[1]))  # noqa: E731
+    loss = lambda p, b: jnp.mean(losses.softmax_cross_entropy(softmax.apply(p, b[0]), b[1]))
     params, history = train.fit(loss, softmax.init(key), optim.sgd(0.5), (x_train, y_train), epochs, 64, key,
                                 progress=False)
     acc = float(losses.accuracy(softmax.apply(params, jnp.asarray(x_test)), jnp.asarray(y_test)))
@@ -120,7 +120,7 @@ def vanishing_gradients(epochs: int, out: str) -> None:
     except ImportError:
         ds = data.make_classification(jax.random.PRNGKey(0), 1797, 64, 10)
     model = models.mlp([64] + [128] * 5 + [10], activation="sigmoid")
-    loss = lambda p, b: jnp.mean(losses.softmax_cross_entropy(model.apply(p, b[0]), b[1]))  # noqa: E731
+    loss = lambda p, b: jnp.mean(losses.softmax_cross_entropy(model.apply(p, b[0]), b[1]))
     params0 = model.init(jax.random.PRNGKey(1))
     runs = {
         "SGD": optim.sgd(0.01),

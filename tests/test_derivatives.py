@@ -111,7 +111,7 @@ RNG = np.random.default_rng(0)
 
 def test_seed004_quadratic_form_hessian_is_symmetric_part():
     A, b = RNG.normal(size=(4, 4)), RNG.normal(size=4)
-    f = lambda x: 0.5 * x @ A @ x + b @ x + 3.0  # noqa: E731
+    f = lambda x: 0.5 * x @ A @ x + b @ x + 3.0
     x = RNG.normal(size=4)
     np.testing.assert_allclose(gk.hessian(f, x), (A + A.T) / 2, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(jax.grad(f)(x), (A + A.T) / 2 @ x + b, rtol=1e-12)
@@ -125,7 +125,7 @@ def test_seed004_gradient_of_trace_axb():
 
 def test_seed004_least_squares_gradient_and_hessian():
     A, b, x = RNG.normal(size=(6, 3)), RNG.normal(size=6), RNG.normal(size=3)
-    f = lambda x: 0.5 * jnp.sum((A @ x - b) ** 2)  # noqa: E731
+    f = lambda x: 0.5 * jnp.sum((A @ x - b) ** 2)
     np.testing.assert_allclose(jax.grad(f)(x), A.T @ (A @ x - b), rtol=1e-12)
     np.testing.assert_allclose(gk.hessian(f, x), A.T @ A, rtol=1e-12)
     v = RNG.normal(size=3)
@@ -134,7 +134,7 @@ def test_seed004_least_squares_gradient_and_hessian():
 
 def test_seed004_softplus_of_inner_product():
     a, x = RNG.normal(size=4), RNG.normal(size=4)
-    f = lambda x: jnp.log1p(jnp.exp(a @ x))  # noqa: E731
+    f = lambda x: jnp.log1p(jnp.exp(a @ x))
     s = 1 / (1 + np.exp(-(a @ x)))
     np.testing.assert_allclose(jax.grad(f)(x), s * a, rtol=1e-12)
     np.testing.assert_allclose(gk.hessian(f, x), s * (1 - s) * np.outer(a, a), rtol=1e-11, atol=1e-15)

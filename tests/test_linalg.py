@@ -42,7 +42,8 @@ def as_tree(flat: jax.Array) -> dict:
 
 def test_cg_matches_dense_solve_and_jax_scipy():
     a, b = spd_system(40)
-    x, info = jax.jit(lambda b: cg(lambda v: a @ v, b, tol=1e-12))(b)
+    info = jax.jit(lambda b: cg(lambda v: a @ v, b, tol=1e-12))(b)
+    x = info.x
     np.testing.assert_allclose(x, np.linalg.solve(a, b), rtol=1e-9, atol=1e-10)
     reference, _ = jax.scipy.sparse.linalg.cg(lambda v: a @ v, b, tol=1e-12)
     np.testing.assert_allclose(x, reference, rtol=1e-9, atol=1e-10)
@@ -54,26 +55,30 @@ def test_cg_matches_dense_solve_and_jax_scipy():
 
 def test_cg_on_pytrees_with_warm_start_and_preconditioner():
     a, b = spd_system(20, seed=1)
-    flat_op = lambda t: as_tree(a @ ravel_pytree(t)[0])  # noqa: E731
+    flat_op = lambda t: as_tree(a @ ravel_pytree(t)[0])
     exact = np.linalg.solve(a, b)
-    x, info = cg(flat_op, as_tree(b), tol=1e-12)
+    info = cg(flat_op, as_tree(b), tol=1e-12)
+    x = info.x
     np.testing.assert_allclose(ravel_pytree(x)[0], exact, rtol=1e-9, atol=1e-10)
     assert jax.tree.structure(x) == jax.tree.structure(as_tree(b))
     # a start at the answer costs one product (r0) and no steps
-    x, info = cg(flat_op, as_tree(b), x0=as_tree(jnp.asarray(exact)), tol=1e-8)
+    info = cg(flat_op, as_tree(b), x0=as_tree(jnp.asarray(exact)), tol=1e-8)
+    x = info.x
     assert int(info.iterations) == 0 and int(info.matvecs) == 1
     # Jacobi preconditioning on a badly scaled system needs fewer steps, same answer
     d = jnp.asarray(np.logspace(0, 4, 20))
     scaled = d[:, None] * a * d[None, :]
-    plain, plain_info = cg(lambda v: scaled @ v, b, tol=1e-10, maxiter=2000)
-    pre, pre_info = cg(lambda v: scaled @ v, b, tol=1e-10, maxiter=2000, precond=lambda r: r / jnp.diag(scaled))
+    plain_info = cg(lambda v: scaled @ v, b, tol=1e-10, maxiter=2000)
+    pre_info = cg(lambda v: scaled @ v, b, tol=1e-10, maxiter=2000, precond=lambda r: r / jnp.diag(scaled))
+    pre = pre_info.x
     np.testing.assert_allclose(pre, np.linalg.solve(scaled, b), rtol=1e-6)
     assert int(pre_info.iterations) < int(plain_info.iterations)
 
 
 def test_cg_float32():
     a, b = spd_system(30, seed=2, shift=1.0, dtype=np.float32)
-    x, info = cg(lambda v: a @ v, b, tol=1e-5)
+    info = cg(lambda v: a @ v, b, tol=1e-5)
+    x = info.x
     assert x.dtype == jnp.float32
     np.testing.assert_allclose(x, np.linalg.solve(np.float64(a), np.float64(b)), rtol=1e-3, atol=1e-4)
     assert bool(info.converged)
@@ -82,13 +87,15 @@ def test_cg_float32():
 def test_cg_reports_negative_curvature_instead_of_nan():
     a, b = spd_system(30, seed=3)
     indefinite = a - 0.5 * jnp.eye(30) * float(jnp.linalg.eigvalsh(a)[-1])
-    x, info = cg(lambda v: indefinite @ v, b, tol=1e-12)
+    info = cg(lambda v: indefinite @ v, b, tol=1e-12)
+    x = info.x
     assert bool(info.negative_curvature) and not bool(info.converged)
     assert bool(jnp.all(jnp.isfinite(x)))
     assert float(info.curvature) <= 0
     assert int(info.matvecs) == int(info.iterations) + 1
     # a negative definite operator is caught at the first direction, x stays at 0
-    x, info = cg(lambda v: -a @ v, b)
+    info = cg(lambda v: -a @ v, b)
+    x = info.x
     assert int(info.iterations) == 0 and bool(info.negative_curvature)
     np.testing.assert_array_equal(x, 0)
     np.testing.assert_allclose(info.curvature, -b @ a @ b)
@@ -96,7 +103,8 @@ def test_cg_reports_negative_curvature_instead_of_nan():
 
 def test_cg_zero_rhs_and_bad_input():
     a, _ = spd_system(5)
-    x, info = cg(lambda v: a @ v, jnp.zeros(5))
+    info = cg(lambda v: a @ v, jnp.zeros(5))
+    x = info.x
     np.testing.assert_array_equal(x, 0)
     assert bool(info.converged) and int(info.iterations) == 0
     with pytest.raises(ValueError, match="x0"):
@@ -107,11 +115,11 @@ def test_cg_zero_rhs_and_bad_input():
 
 def test_cg_l1_tolerance_as_scipy_newton_cg():
     a, b = spd_system(25, seed=4)
-    _, info = cg(lambda v: a @ v, b, tol=0.1, norm_ord=1)
-    x, _ = cg(lambda v: a @ v, b, tol=0.1, norm_ord=1, maxiter=int(info.iterations))
+    info = cg(lambda v: a @ v, b, tol=0.1, norm_ord=1)
+    x = cg(lambda v: a @ v, b, tol=0.1, norm_ord=1, maxiter=int(info.iterations)).x
     assert np.abs(np.asarray(b - a @ x)).sum() <= 0.1 * np.abs(np.asarray(b)).sum()
     # and it stopped as soon as it could: one step fewer misses the L1 target
-    x_short, _ = cg(lambda v: a @ v, b, tol=0.0, norm_ord=1, maxiter=int(info.iterations) - 1)
+    x_short = cg(lambda v: a @ v, b, tol=0.0, norm_ord=1, maxiter=int(info.iterations) - 1).x
     assert np.abs(np.asarray(b - a @ x_short)).sum() > 0.1 * np.abs(np.asarray(b)).sum()
 
 
@@ -124,7 +132,8 @@ def model_value(a, g, p):
 
 def test_steihaug_interior_solution_is_newton_step():
     a, g = spd_system(15, seed=5)
-    p, m, info = steihaug_cg(lambda v: a @ v, g, radius=1e6, tol=1e-12)
+    info = steihaug_cg(lambda v: a @ v, g, radius=1e6, tol=1e-12)
+    p, m = info.x, info.model
     np.testing.assert_allclose(p, -np.linalg.solve(a, g), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(m, model_value(a, g, p), rtol=1e-10)
     assert not bool(info.hit_boundary) and bool(info.converged)
@@ -133,7 +142,8 @@ def test_steihaug_interior_solution_is_newton_step():
 def test_steihaug_stops_on_boundary_below_the_cauchy_point():
     a, g = spd_system(15, seed=6)
     radius = 0.05 * float(jnp.linalg.norm(jnp.linalg.solve(a, g)))
-    p, m, info = steihaug_cg(lambda v: a @ v, g, radius=radius, tol=1e-12)
+    info = steihaug_cg(lambda v: a @ v, g, radius=radius, tol=1e-12)
+    p, m = info.x, info.model
     assert bool(info.hit_boundary)
     np.testing.assert_allclose(jnp.linalg.norm(p), radius, rtol=1e-10)
     np.testing.assert_allclose(m, model_value(a, g, p), rtol=1e-10)
@@ -147,13 +157,15 @@ def test_steihaug_indefinite_goes_to_the_boundary_without_nan():
     a, g = spd_system(15, seed=7)
     indefinite = a - 2.0 * jnp.eye(15)
     assert float(jnp.linalg.eigvalsh(indefinite)[0]) < 0
-    p, m, info = steihaug_cg(lambda v: indefinite @ v, g, radius=3.0, tol=1e-12)
+    info = steihaug_cg(lambda v: indefinite @ v, g, radius=3.0, tol=1e-12)
+    p, m = info.x, info.model
     assert bool(info.hit_boundary) and bool(jnp.all(jnp.isfinite(p)))
     np.testing.assert_allclose(jnp.linalg.norm(p), 3.0, rtol=1e-10)
     np.testing.assert_allclose(m, model_value(indefinite, g, p), rtol=1e-9)
     assert float(m) < 0
     # negative curvature along the very first direction -g
-    p, m, info = steihaug_cg(lambda v: -a @ v, g, radius=2.0)
+    info = steihaug_cg(lambda v: -a @ v, g, radius=2.0)
+    p, m = info.x, info.model
     assert bool(info.negative_curvature) and int(info.iterations) == 1
     np.testing.assert_allclose(p, -2.0 * g / jnp.linalg.norm(g), rtol=1e-12)
 

@@ -104,7 +104,7 @@ def test_mlp_forward_and_gradient(activation):
     expected = h @ np.asarray(params[-1]["w"]) + np.asarray(params[-1]["b"])
     np.testing.assert_allclose(model.apply(params, x), expected, rtol=1e-12)
     labels = jnp.array([0, 1, 2, 0, 1, 2, 0])
-    loss = lambda p: jnp.mean(losses.softmax_cross_entropy(model.apply(p, x), labels))  # noqa: E731
+    loss = lambda p: jnp.mean(losses.softmax_cross_entropy(model.apply(p, x), labels))
     # a central difference along a random direction agrees with jax.grad
     v = jax.tree.map(lambda p: jnp.asarray(np.random.default_rng(2).normal(size=p.shape)), params)
     eps = 1e-6

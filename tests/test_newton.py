@@ -61,7 +61,7 @@ def test_newton_reproduces_the_seed_003_example():
 
 
 def test_newton_damps_an_indefinite_hessian_and_still_descends():
-    f = lambda p: p[0] ** 2 - p[1] ** 2 + p[1] ** 4  # noqa: E731  saddle at 0, minima at (0, ±1/√2)
+    f = lambda p: p[0] ** 2 - p[1] ** 2 + p[1] ** 4
     path, state = iterate(newton(), f, jnp.array([1.0, 0.05]), 30)
     assert np.all(np.isfinite(path))
     values = np.array([float(f(p)) for p in path])
@@ -88,9 +88,9 @@ def test_newton_root_finding_seed_000():
     np.testing.assert_allclose(root.root, (5 - np.sqrt(13)) / 2, rtol=1e-14)
     assert bool(root.converged)
     # (x+4)(x+6)(x-2)(x-12) = 25x^2 from the seed's start x = 9: the seed's own loop in floats
-    poly = lambda x: (x + 4) * (x + 6) * (x - 2) * (x - 12) - 25 * x**2  # noqa: E731
+    poly = lambda x: (x + 4) * (x + 6) * (x - 2) * (x - 12) - 25 * x**2
     # expanded by hand: x^4 - 4x^3 - 117x^2 - 96x + 576
-    dpoly = lambda x: 4 * x**3 - 12 * x**2 - 234 * x - 96  # noqa: E731
+    dpoly = lambda x: 4 * x**3 - 12 * x**2 - 234 * x - 96
     hand = 9.0
     for _ in range(100):
         hand = hand - poly(hand) / dpoly(hand)
@@ -148,7 +148,7 @@ def test_newton_cg_minimizes_chained_rosenbrock(line_search):
 
 
 def test_newton_cg_negative_curvature_falls_back_to_steepest_descent():
-    f = lambda p: p[0] ** 2 - p[1] ** 2 + p[1] ** 4  # noqa: E731
+    f = lambda p: p[0] ** 2 - p[1] ** 2 + p[1] ** 4
     x0 = jnp.array([0.0, 0.1])  # gradient (0, -0.196), curvature along it negative
     opt = newton_cg()
     updates, state = opt.update(jax.grad(f)(x0), opt.init(x0), x0, value_fn=f)
@@ -161,7 +161,7 @@ def test_newton_cg_negative_curvature_falls_back_to_steepest_descent():
 
 def test_newton_cg_float32_and_pytrees():
     target = {"a": jnp.arange(3.0, dtype=jnp.float32), "b": (jnp.ones((2, 2), jnp.float32),)}
-    f = lambda p: sum(jnp.sum((x - t) ** 4 + (x - t) ** 2) for x, t in zip(jax.tree.leaves(p), jax.tree.leaves(target)))  # noqa: E731
+    f = lambda p: sum(jnp.sum((x - t) ** 4 + (x - t) ** 2) for x, t in zip(jax.tree.leaves(p), jax.tree.leaves(target)))
     start = jax.tree.map(lambda t: jnp.zeros_like(t) + 3.0, target)
     result = minimize(f, start, newton_cg(), gtol=1e-4)
     assert jax.tree.leaves(result.params)[0].dtype == jnp.float32
@@ -194,8 +194,8 @@ def mlp(params, x):
 
 def test_hessian_free_step_is_the_damped_gauss_newton_solve():
     x, y, params = regression_problem()
-    model_fn = lambda p: mlp(p, x)  # noqa: E731
-    loss_fn = lambda out: 0.5 * jnp.mean((out - y) ** 2)  # noqa: E731
+    model_fn = lambda p: mlp(p, x)
+    loss_fn = lambda out: 0.5 * jnp.mean((out - y) ** 2)
     damping = 0.3
     opt = hessian_free(damping, line_search=False, cg_maxiter=200)
     grads = jax.grad(lambda p: loss_fn(model_fn(p)))(params)
@@ -217,14 +217,14 @@ def test_hessian_free_step_is_the_damped_gauss_newton_solve():
 def test_hessian_free_trains_on_minibatches(curvature):
     x, y, params = regression_problem(n=256)
     opt = hessian_free(1.0, curvature=curvature, cg_maxiter=50)
-    full = lambda p: 0.5 * jnp.mean((mlp(p, x) - y) ** 2)  # noqa: E731
+    full = lambda p: 0.5 * jnp.mean((mlp(p, x) - y) ** 2)
 
     @jax.jit
     def step(p, state, batch):
         xb, yb = x[batch], y[batch]
-        model_fn = lambda q: mlp(q, xb)  # noqa: E731
-        loss_fn = lambda out: 0.5 * jnp.mean((out - yb) ** 2)  # noqa: E731
-        value_fn = lambda q: loss_fn(model_fn(q))  # noqa: E731
+        model_fn = lambda q: mlp(q, xb)
+        loss_fn = lambda out: 0.5 * jnp.mean((out - yb) ** 2)
+        value_fn = lambda q: loss_fn(model_fn(q))
         u, state = opt.update(jax.grad(value_fn)(p), state, p, value_fn=value_fn, model_fn=model_fn,
                               loss_fn=loss_fn)
         return optax.apply_updates(p, u), state

@@ -55,7 +55,7 @@ def test_per_layer_gradient_norms_and_metrics(blobs):
     model, loss_fn = classifier(hidden=(8, 8))
     params0 = model.init(jax.random.PRNGKey(1))
     x, y = blobs
-    eval_fn = lambda p: {"accuracy": losses.accuracy(model.apply(p, x), y)}  # noqa: E731
+    eval_fn = lambda p: {"accuracy": losses.accuracy(model.apply(p, x), y)}
     params, history = train.fit(loss_fn, params0, optim.sgd(0.1), blobs, epochs=2, batch_size=64,
                                 key=jax.random.PRNGKey(0), eval_fn=eval_fn, progress=False)
     assert history.grad_norms.shape == (8, 3) and history.layer_names == ("layer 0", "layer 1", "layer 2")
@@ -87,7 +87,7 @@ def test_fit_drives_optimizers_that_need_the_objective(blobs, name):
             return {"model_fn": lambda p: model.apply(p, x),
                     "loss_fn": lambda z: jnp.mean(losses.softmax_cross_entropy(z, y))}
 
-    full = lambda p: loss_fn(p, blobs)  # noqa: E731
+    full = lambda p: loss_fn(p, blobs)
     params, history = train.fit(loss_fn, params0, opt, blobs, epochs=4, batch_size=64, key=jax.random.PRNGKey(0),
                                 extra_args=extra, progress=False)
     assert float(full(params)) < 0.7 * float(full(params0))
@@ -97,7 +97,7 @@ def test_fit_drives_optimizers_that_need_the_objective(blobs, name):
 def test_fit_stops_on_nan_with_a_message(blobs):
     model = models.linear_regression(4, dtype=jnp.float64)
     params0 = model.init(jax.random.PRNGKey(1))
-    loss_fn = lambda p, b: losses.mse(model.apply(p, b[0])[:, 0], b[1].astype(jnp.float64))  # noqa: E731
+    loss_fn = lambda p, b: losses.mse(model.apply(p, b[0])[:, 0], b[1].astype(jnp.float64))
     with pytest.warns(RuntimeWarning, match="non-finite loss"):  # lr 1e100: inf after two steps, then NaN
         params, history = train.fit(loss_fn, params0, optim.sgd(1e100), blobs, epochs=5, batch_size=64,
                                     key=jax.random.PRNGKey(0), progress=False)

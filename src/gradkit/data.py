@@ -15,7 +15,8 @@ import importlib.resources
 import io
 import struct
 from pathlib import Path
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
+from collections.abc import Iterator, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -14,7 +14,8 @@ Identities used (``f: R^n -> R``, ``g = ∇f``):
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from typing import Any, Literal
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -14,7 +14,8 @@ other (they differ in the 7th digit: -4.6002548 vs -4.6002546 after epoch 2).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -93,7 +94,7 @@ def _state_fields(state: Any, k: int) -> list[tuple[str, np.ndarray]]:
 def format_table(results: list[ExerciseResult], detailed_epochs: int = 2) -> str:
     """The seed's worked-solution table (gradient, state, w for the first epochs) and the
     final point after all epochs, for each setting."""
-    fmt = lambda a: "(" + ", ".join(f"{x:+.7f}" for x in a) + ")"  # noqa: E731
+    fmt = lambda a: "(" + ", ".join(f"{x:+.7f}" for x in a) + ")"
     lines = []
     for res in results:
         tr = res.trace

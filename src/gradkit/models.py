@@ -13,7 +13,8 @@ Parameters are plain pytrees (a list of ``{"w", "b"}`` layers), so per-layer gra
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, NamedTuple, Sequence
+from typing import Any, Literal, NamedTuple
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -56,11 +57,11 @@ def contour_levels(Z: np.ndarray, count: int = 30, log_scale: bool = False) -> n
 def plot_landscape(
     landscape: Landscape,
     trajectories: Mapping[str, Any] | None = None,
-    ax: "Axes | None" = None,
+    ax: Axes | None = None,
     resolution: int = 300,
     levels: int = 30,
     title: str | None = None,
-) -> "Axes":
+) -> Axes:
     """Filled contours of a 2D landscape, its global minima (stars) and saddles (crosses),
     and optional trajectories ``{label: array (steps, 2)}`` drawn as lines with markers."""
     plt = _pyplot()
@@ -91,7 +92,7 @@ def plot_landscape(
     return ax
 
 
-def save(fig_or_ax: "Figure | Axes", path: str | Path, dpi: int = 120) -> Path:
+def save(fig_or_ax: Figure | Axes, path: str | Path, dpi: int = 120) -> Path:
     """Save a figure (or the figure of an axes) to ``path``, creating folders; returns the path."""
     plt = _pyplot()
     fig = getattr(fig_or_ax, "figure", fig_or_ax)
@@ -105,11 +106,11 @@ def save(fig_or_ax: "Figure | Axes", path: str | Path, dpi: int = 120) -> Path:
 
 def plot_loss_curves(
     curves: Mapping[str, Sequence[float] | np.ndarray],
-    ax: "Axes | None" = None,
+    ax: Axes | None = None,
     log_y: bool = True,
     xlabel: str = "step",
     ylabel: str = "loss",
-) -> "Axes":
+) -> Axes:
     """Loss curves ``{label: values (steps,)}`` or, for 2D arrays ``(runs, steps)``, the median
     with a 10–90% quantile band over runs."""
     plt = _pyplot()
@@ -137,12 +138,12 @@ def plot_heatmap(
     matrix: np.ndarray,
     row_labels: Sequence[str],
     col_labels: Sequence[str],
-    ax: "Axes | None" = None,
+    ax: Axes | None = None,
     title: str = "",
     cbar_label: str = "",
     fmt: str = "{:.2f}",
     cmap: str = "viridis",
-) -> "Axes":
+) -> Axes:
     """A labelled heatmap (e.g. success rate or median steps over optimizer × learning rate);
     NaN cells are left blank, every cell is annotated."""
     plt = _pyplot()
@@ -164,9 +165,9 @@ def plot_basins(
     landscape: Landscape,
     starts: np.ndarray,
     basin: np.ndarray,
-    ax: "Axes | None" = None,
+    ax: Axes | None = None,
     title: str | None = None,
-) -> "Axes":
+) -> Axes:
     """Start-point basin map: each start coloured by the index of the minimum its run reached
     (grey: none), over the landscape's contour lines, minima marked."""
     plt = _pyplot()
@@ -194,11 +195,11 @@ def plot_basins(
 def plot_spectral_density(
     density: Any,
     sigma: float | None = None,
-    ax: "Axes | None" = None,
+    ax: Axes | None = None,
     resolution: int = 1000,
     log_y: bool = True,
     label: str | None = None,
-) -> "Axes":
+) -> Axes:
     """The smoothed spectral density ``φ(t) = mean_p Σ_j w_pj N(t; θ_pj, σ²)`` of a
     ``gradkit.linalg.SpectralDensity`` (SLQ), on a grid spanning its nodes; ``sigma``
     defaults to 1% of the spread of the nodes."""
@@ -225,9 +226,9 @@ def plot_spectral_density(
 def plot_grad_norms(
     grad_norms: np.ndarray,
     layer_names: Sequence[str] | None = None,
-    ax: "Axes | None" = None,
+    ax: Axes | None = None,
     title: str | None = None,
-) -> "Axes":
+) -> Axes:
     """Per-layer gradient norms over training steps (``gradkit.train.History.grad_norms``,
     shape ``(steps, layers)``), log scale: vanishing gradients show as a fan of lines."""
     plt = _pyplot()

@@ -26,7 +26,8 @@ import dataclasses
 import functools
 import itertools
 import math
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -135,7 +136,7 @@ def _single_run(
                 (x, state, _, grad, hit, _), _ = jax.lax.scan(step, carry, None, length=length)
                 value = objective(x)
                 diverged = diverged | ~jnp.isfinite(value)
-                keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(diverged, a, b), old, new)  # noqa: E731
+                keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(diverged, a, b), old, new)
                 x, value, grad = keep(x_start, x), keep(value_start, value), keep(grad_start, grad)
                 out = (x, value, optax.tree.norm(grad)) if stride else None
                 return (x, state, value, grad, hit, diverged), out

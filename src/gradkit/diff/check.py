@@ -17,7 +17,8 @@ math functions, which fall back to ``jax.numpy`` on ordinary arrays).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp

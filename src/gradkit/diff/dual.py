@@ -16,7 +16,8 @@ finite differences alike (this is what :func:`gradkit.diff.check.check` uses).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import jax.numpy as jnp
 import numpy as np
@@ -50,7 +51,7 @@ class Dual:
 
     # -- helpers ---------------------------------------------------------
     @staticmethod
-    def lift(x: "Dual | ArrayLike") -> "Dual":
+    def lift(x: Dual | ArrayLike) -> Dual:
         """Return ``x`` as a dual number (constants get a zero tangent)."""
         return x if isinstance(x, Dual) else Dual(x, None)
 
@@ -63,23 +64,23 @@ class Dual:
         return self.value.ndim
 
     @property
-    def T(self) -> "Dual":
+    def T(self) -> Dual:
         return Dual(self.value.T, self.tangent.T)
 
     def __len__(self) -> int:
         return len(self.value)
 
-    def __getitem__(self, index: Any) -> "Dual":
+    def __getitem__(self, index: Any) -> Dual:
         return Dual(self.value[index], self.tangent[index])
 
-    def reshape(self, *shape: Any) -> "Dual":
+    def reshape(self, *shape: Any) -> Dual:
         return Dual(self.value.reshape(*shape), self.tangent.reshape(*shape))
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> "Dual":
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Dual:
         """``(Σ u)' = Σ u'``."""
         return sum(self, axis=axis, keepdims=keepdims)
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> "Dual":
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Dual:
         """``(mean u)' = mean u'``."""
         return Dual(
             np.mean(self.value, axis=axis, keepdims=keepdims),
@@ -90,43 +91,43 @@ class Dual:
         return f"{self.value!r} + {self.tangent!r}*ε"
 
     # -- arithmetic ------------------------------------------------------
-    def __neg__(self) -> "Dual":
+    def __neg__(self) -> Dual:
         return Dual(-self.value, -self.tangent)
 
-    def __pos__(self) -> "Dual":
+    def __pos__(self) -> Dual:
         return self
 
-    def __abs__(self) -> "Dual":
+    def __abs__(self) -> Dual:
         return abs_(self)
 
-    def __add__(self, other: Any) -> "Dual":
+    def __add__(self, other: Any) -> Dual:
         o = Dual.lift(other)
         return Dual(self.value + o.value, self.tangent + o.tangent)
 
     __radd__ = __add__
 
-    def __sub__(self, other: Any) -> "Dual":
+    def __sub__(self, other: Any) -> Dual:
         o = Dual.lift(other)
         return Dual(self.value - o.value, self.tangent - o.tangent)
 
-    def __rsub__(self, other: Any) -> "Dual":
+    def __rsub__(self, other: Any) -> Dual:
         return Dual.lift(other) - self
 
-    def __mul__(self, other: Any) -> "Dual":
+    def __mul__(self, other: Any) -> Dual:
         o = Dual.lift(other)
         return Dual(self.value * o.value, self.tangent * o.value + self.value * o.tangent)
 
     __rmul__ = __mul__
 
-    def __truediv__(self, other: Any) -> "Dual":
+    def __truediv__(self, other: Any) -> Dual:
         o = Dual.lift(other)
         quotient = self.value / o.value
         return Dual(quotient, (self.tangent - quotient * o.tangent) / o.value)
 
-    def __rtruediv__(self, other: Any) -> "Dual":
+    def __rtruediv__(self, other: Any) -> Dual:
         return Dual.lift(other) / self
 
-    def __pow__(self, other: Any) -> "Dual":
+    def __pow__(self, other: Any) -> Dual:
         if not isinstance(other, Dual):
             exponent = np.asarray(other, dtype=self.value.dtype)
             # Power rule: valid for negative bases with integer exponents too.
@@ -140,16 +141,16 @@ class Dual:
             power * (other.tangent * np.log(self.value) + other.value * self.tangent / self.value),
         )
 
-    def __rpow__(self, other: Any) -> "Dual":
+    def __rpow__(self, other: Any) -> Dual:
         base = np.asarray(other, dtype=self.value.dtype)
         power = base**self.value
         return Dual(power, power * np.log(base) * self.tangent)
 
-    def __matmul__(self, other: Any) -> "Dual":
+    def __matmul__(self, other: Any) -> Dual:
         o = Dual.lift(other)
         return Dual(self.value @ o.value, self.tangent @ o.value + self.value @ o.tangent)
 
-    def __rmatmul__(self, other: Any) -> "Dual":
+    def __rmatmul__(self, other: Any) -> Dual:
         return Dual.lift(other) @ self
 
 
@@ -200,7 +201,7 @@ sigmoid = _unary(
 abs_ = _unary("abs", np.abs, lambda x, y: np.sign(x), jnp.abs, "|u|' = sign(u) u' (0 at u = 0)")
 
 
-def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 - mirrors numpy
+def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Sum of the entries: ``(Σ u)' = Σ u'``. Plain input falls back to ``jnp.sum``."""
     if not isinstance(x, Dual):
         return jnp.sum(jnp.asarray(x), axis=axis, keepdims=keepdims)

@@ -24,7 +24,8 @@ inputs are converted to NumPy float arrays (float64 unless given float32).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from typing import Any, Literal
+from collections.abc import Callable
 
 import numpy as np
 

@@ -1,7 +1,8 @@
 """Matrix-free linear algebra on pytrees: conjugate gradient (+ Steihaug) and the
 spectrum of an operator known only through its products (HVPs, GGN products)."""
 
-from gradkit.linalg.cg import CGInfo, cg, steihaug_cg
+from gradkit.linalg.cg import cg, steihaug_cg
+from gradkit.results import Code, Result, SolverError
 from gradkit.linalg.spectrum import (
     Eigenpairs,
     LanczosResult,
@@ -16,7 +17,9 @@ from gradkit.linalg.spectrum import (
 )
 
 __all__ = [
-    "CGInfo",
+    "Code",
+    "Result",
+    "SolverError",
     "Eigenpairs",
     "LanczosResult",
     "SpectralDensity",

@@ -13,42 +13,33 @@ Preconditioned CG for ``A x = b`` (``A`` symmetric positive definite; ``M⁻¹``
 
 until ``||rₖ|| <= max(tol ||b||, atol)``.  When ``<p, A p> <= 0`` the operator is not
 positive definite along ``p``: CG stops there, keeps the last iterate and says so in
-:class:`CGInfo` instead of dividing by a non-positive curvature (no NaN).
+the returned :class:`gradkit.results.Result` instead of dividing by a non-positive
+curvature (no NaN).
+
+Both return a :class:`gradkit.results.Result`: ``solution`` (the ``x`` or step ``p``),
+``code`` (``CONVERGED``, ``MAX_STEPS``, ``NONFINITE``, ``NEGATIVE_CURVATURE``), ``iterations``
+(CG steps that moved the iterate) and ``stats``: ``matvecs`` (operator applications: one per
+step, plus the one that found negative curvature, plus one for ``r₀`` when a start ``x0`` is
+given), ``residual_norm`` (``||b - A x||`` as tracked by the recurrence),
+``negative_curvature`` (a direction with ``<p, A p> <= 0`` was met), ``curvature`` (the last
+``<p, A p>``), ``hit_boundary`` (Steihaug: the step ended on the trust-region boundary) and,
+for Steihaug, ``model`` (the model value ``m(p)``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from gradkit.derivatives import tree_mismatch
+from gradkit.results import Code, Result, make_result, maybe_throw, select_code, tree_all_finite
 
 PyTree = Any
 Matvec = Callable[[PyTree], PyTree]
-
-
-class CGInfo(NamedTuple):
-    """What a CG solve did.
-
-    ``iterations``: CG steps that moved the iterate; ``matvecs``: operator applications
-    (one per step, plus the one that found negative curvature, plus one for ``r₀`` when a
-    start ``x0`` is given); ``residual_norm``: ``||b - A x||`` of the returned ``x`` (as
-    tracked by the recurrence); ``converged``: the tolerance was met;
-    ``negative_curvature``: a direction with ``<p, A p> <= 0`` was met; ``curvature``:
-    the last ``<p, A p>`` computed; ``hit_boundary``: (Steihaug only) the step stopped on
-    the trust-region boundary.
-    """
-
-    iterations: jax.Array
-    matvecs: jax.Array
-    residual_norm: jax.Array
-    converged: jax.Array
-    negative_curvature: jax.Array
-    curvature: jax.Array
-    hit_boundary: jax.Array
 
 
 def _real_dtype(tree: PyTree) -> Any:
@@ -80,14 +71,17 @@ def cg(
     maxiter: int | None = None,
     precond: Matvec | None = None,
     norm_ord: int = 2,
-) -> tuple[PyTree, CGInfo]:
+    throw: bool = False,
+) -> Result:
     """Solve ``A x = b`` by (preconditioned) conjugate gradient on pytrees, matrix-free.
 
     Stops when ``||r|| <= max(tol ||b||, atol)`` (``norm_ord`` 2, or 1 as scipy's
     Newton-CG measures it), after ``maxiter`` steps (default ``10 n``), or at the first
     direction of non-positive curvature ``<p, A p> <= 0`` (reported, never divided by).
     ``precond(r)`` applies ``M⁻¹`` (symmetric positive definite) and defaults to the identity.
-    Returns ``(x, info)``; see :class:`CGInfo`.
+    Returns a :class:`gradkit.results.Result` (``res.x``, ``res.code``, ``res.converged``,
+    ``res.residual_norm``, ...; see the module docstring); ``throw=True`` raises
+    :class:`gradkit.results.SolverError` unless it converged.
     """
     _check_rhs("cg", b, x0)
     if norm_ord not in (1, 2):
@@ -97,7 +91,7 @@ def cg(
         raise ValueError(f"cg: maxiter must be >= 0, got {maxiter}")
     dtype = _real_dtype(b)
     apply_precond = precond if precond is not None else (lambda r: r)
-    norm = lambda tree: optax.tree.norm(tree, ord=norm_ord).astype(dtype)  # noqa: E731
+    norm = lambda tree: optax.tree.norm(tree, ord=norm_ord).astype(dtype)
 
     if x0 is None:
         x, r, start_matvecs = optax.tree.zeros_like(b), b, 0
@@ -126,7 +120,7 @@ def cg(
         z_new = apply_precond(r_new)
         rz_new = jnp.real(optax.tree.vdot(r_new, z_new)).astype(dtype)
         p_new = optax.tree.add_scale(z_new, _safe_div(rz_new, rz), p)
-        keep = lambda old, new: optax.tree.where(negative, old, new)  # noqa: E731
+        keep = lambda old, new: optax.tree.where(negative, old, new)
         x, r, p = keep(x, x_new), keep(r, r_new), keep(p, p_new)
         rz = jnp.where(negative, rz, rz_new)
         return (k + 1, x, r, p, rz, norm(r), negative, curvature)
@@ -134,16 +128,12 @@ def cg(
     # the search direction p₀ = z₀ rides in the ``z`` slot of the carry
     k, x, r, _, _, r_norm, negative, curvature = jax.lax.while_loop(keep_going, step, state)
     iterations = k - negative.astype(k.dtype)
-    info = CGInfo(
-        iterations=iterations,
-        matvecs=k + start_matvecs,
-        residual_norm=r_norm,
-        converged=r_norm <= threshold,
-        negative_curvature=negative,
-        curvature=curvature,
-        hit_boundary=false,
-    )
-    return x, info
+    finite = jnp.isfinite(r_norm) & tree_all_finite(x)
+    code = select_code((~finite, Code.NONFINITE), (r_norm <= threshold, Code.CONVERGED),
+                       (negative, Code.NEGATIVE_CURVATURE), default=Code.MAX_STEPS)
+    result = make_result(x, code, iterations, matvecs=k + start_matvecs, residual_norm=r_norm,
+                         negative_curvature=negative, curvature=curvature, hit_boundary=false)
+    return maybe_throw(result, throw, "cg")
 
 
 def _boundary_steps(z: PyTree, d: PyTree, radius: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -166,7 +156,8 @@ def steihaug_cg(
     tol: float | jax.Array = 0.5,
     atol: float | jax.Array = 0.0,
     maxiter: int | None = None,
-) -> tuple[PyTree, jax.Array, CGInfo]:
+    throw: bool = False,
+) -> Result:
     """Steihaug-Toint CG for the trust-region subproblem (Nocedal & Wright, Algorithm 7.2)::
 
         min_p  m(p) = <g, p> + ½ <p, B p>   subject to  ||p|| <= radius
@@ -177,7 +168,10 @@ def steihaug_cg(
     whichever boundary point along ``d`` has the lower model value.  ``B`` may be
     indefinite.  The model value is tracked by the recurrence
     ``m(z + t d) = m(z) + t <r, d> + ½ t² <d, B d>`` (``r = g + B z``), so it costs no
-    extra products.  Returns ``(p, m(p), info)``; ``info.hit_boundary`` says (b) or (c).
+    extra products.  Returns a :class:`gradkit.results.Result` with ``solution`` the step ``p``,
+    ``stats["model"]`` its model value ``m(p)`` and ``stats["hit_boundary"]`` for (b) or (c);
+    the code is ``CONVERGED`` for (a), (b) and (c) — each solves the subproblem — with
+    ``negative_curvature`` saying (c), ``MAX_STEPS`` or ``NONFINITE`` otherwise.
     """
     _check_rhs("steihaug_cg", grad, None)
     maxiter = 10 * optax.tree.size(grad) if maxiter is None else int(maxiter)
@@ -202,7 +196,7 @@ def steihaug_cg(
         rd = optax.tree.vdot(r, d).astype(dtype)
         negative = ~(dbd > 0)
         ta, tb = _boundary_steps(z, d, radius)
-        model_at = lambda t: model + t * rd + 0.5 * t * t * dbd  # noqa: E731
+        model_at = lambda t: model + t * rd + 0.5 * t * t * dbd
         # (c) non-positive curvature: the boundary point with the lower model value
         t_neg = jnp.where(model_at(ta) < model_at(tb), ta, tb)
         alpha = _safe_div(rr, dbd)
@@ -221,13 +215,9 @@ def steihaug_cg(
 
     k, z, r, _, rr, model, _, boundary, negative, curvature = jax.lax.while_loop(keep_going, step, state)
     residual = jnp.sqrt(rr)
-    info = CGInfo(
-        iterations=k,
-        matvecs=k,
-        residual_norm=residual,
-        converged=~boundary & (residual < threshold) | (g_norm == 0),
-        negative_curvature=negative,
-        curvature=curvature,
-        hit_boundary=boundary,
-    )
-    return z, model, info
+    solved = boundary | (residual < threshold) | (g_norm == 0)
+    finite = jnp.isfinite(model) & tree_all_finite(z)
+    code = select_code((~finite, Code.NONFINITE), (solved, Code.CONVERGED), default=Code.MAX_STEPS)
+    result = make_result(z, code, k, matvecs=k, residual_norm=residual, negative_curvature=negative,
+                         curvature=curvature, hit_boundary=boundary, model=model)
+    return maybe_throw(result, throw, "steihaug_cg")

@@ -11,7 +11,8 @@ subspace iteration with ``k > 1``) hold it as a dense ``(m, n)`` array over
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

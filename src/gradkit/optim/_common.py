@@ -5,7 +5,8 @@ agree to rounding)."""
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, Union
+from typing import Any
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,7 @@ import optax
 from gradkit.derivatives import tree_mismatch
 
 PyTree = Any
-ScalarOrSchedule = Union[float, jax.Array, Callable[[jax.Array], jax.Array]]
+ScalarOrSchedule = float | jax.Array | Callable[[jax.Array], jax.Array]
 
 
 def _is_concrete_number(value: Any) -> bool:
@@ -91,7 +92,7 @@ def bias_correct_pair(mu: PyTree, nu: PyTree, b1: Any, b2: Any, count: jax.Array
     runs).  XLA rewrites ``m / c`` as ``m · (1/c)`` for a scalar ``c`` anyway, so the values are
     the same as two :func:`bias_correct` calls."""
     inverse = 1 / (1 - jnp.stack([jnp.asarray(b, dtype=jnp.result_type(float)) for b in (b1, b2)]) ** count)
-    scale = lambda tree, c: jax.tree.map(lambda x: x * c.astype(x.dtype), tree)  # noqa: E731
+    scale = lambda tree, c: jax.tree.map(lambda x: x * c.astype(x.dtype), tree)
     return scale(mu, inverse[0]), scale(nu, inverse[1])
 
 

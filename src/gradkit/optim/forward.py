@@ -24,7 +24,8 @@ dense layer's tangent costs ``O(batch·(m + n))`` instead of ``O(batch·m·n)`` 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple, get_args
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

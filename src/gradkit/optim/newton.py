@@ -18,7 +18,8 @@ Wolfe); they keep the value and gradient at the new point in the state, which
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -239,8 +240,8 @@ def newton_cg(
         grad_norm = optax.tree.norm(grads, ord=forcing_norm)
         neg_grad = optax.tree.scale(-1.0, grads)
         hvp = hvp_operator(f, params)
-        direction, info = cg(hvp, neg_grad, tol=forcing_tolerance(grad_norm), maxiter=maxiter,
-                             norm_ord=forcing_norm)
+        info = cg(hvp, neg_grad, tol=forcing_tolerance(grad_norm), maxiter=maxiter, norm_ord=forcing_norm)
+        direction = info.x
         steepest = info.negative_curvature & (info.iterations == 0)
         g_sq = optax.tree.vdot(grads, grads)
         scale = jnp.where(info.curvature < 0, g_sq / jnp.where(info.curvature < 0, -info.curvature, 1), 1.0)
@@ -302,8 +303,9 @@ def newton_cg_trust_region(
         f = _require_value_fn("newton_cg_trust_region", grads, params, value_fn)
         value = _value(f, params, value)
         grad_norm = optax.tree.norm(grads)
-        step, model, info = steihaug_cg(hvp_operator(f, params), grads, state.radius,
-                                        tol=forcing_tolerance(grad_norm), maxiter=cg_maxiter)
+        info = steihaug_cg(hvp_operator(f, params), grads, state.radius,
+                           tol=forcing_tolerance(grad_norm), maxiter=cg_maxiter)
+        step, model = info.x, info.model
         step = optax.tree.cast_like(step, params)
         new_value, new_grad = jax.value_and_grad(f)(optax.tree.add(params, step))
         predicted = -model
@@ -375,7 +377,7 @@ def martens_cg(
     slot_of = jnp.asarray(slot_of)
     dtype = _dtype(b)
     r = optax.tree.sub(b, matvec(x0))
-    phi = lambda x, r: -0.5 * optax.tree.vdot(x, optax.tree.add(b, r)).astype(dtype)  # noqa: E731
+    phi = lambda x, r: -0.5 * optax.tree.vdot(x, optax.tree.add(b, r)).astype(dtype)
     history = jnp.zeros(maxiter + 1, dtype).at[0].set(phi(x0, r))
     snaps = jax.tree.map(lambda leaf: jnp.zeros((slots,) + leaf.shape, leaf.dtype), x0)
     rr = optax.tree.vdot(r, r).astype(dtype)
@@ -466,8 +468,8 @@ def hessian_free(
                 raise ValueError("hessian_free(curvature='ggn').update needs model_fn and loss_fn keywords "
                                  "(value_fn = loss_fn(model_fn(params)))")
             if value_fn is None:
-                value_fn = lambda p: loss_fn(model_fn(p))  # noqa: E731
-            curvature_product = lambda v: ggn_vp(model_fn, loss_fn, params, v)  # noqa: E731
+                value_fn = lambda p: loss_fn(model_fn(p))
+            curvature_product = lambda v: ggn_vp(model_fn, loss_fn, params, v)
         f = _require_value_fn("hessian_free", grads, params, value_fn)
         if curvature == "hessian":
             curvature_product = hvp_operator(f, params)
@@ -483,8 +485,8 @@ def hessian_free(
         solution = optax.tree.cast_like(solution, params)
 
         # CG-iterate backtracking: walk back from the last kept iterate while f keeps decreasing
-        at = lambda j: jax.tree.map(lambda s: s[j], snaps)  # noqa: E731
-        f_at = lambda j: f(optax.tree.add(params, at(j)))  # noqa: E731
+        at = lambda j: jax.tree.map(lambda s: s[j], snaps)
+        f_at = lambda j: f(optax.tree.add(params, at(j)))
         last = count - 1
 
         def earlier_is_better(carry: tuple) -> jax.Array:
@@ -540,7 +542,7 @@ def newton_root(fn: Callable[[jax.Array], jax.Array], x0: Any, *, tol: float = 1
     check_finite_start("newton_root", x0)
     scalar = x0.ndim == 0
     x0v = jnp.atleast_1d(x0)
-    residual_fn = lambda x: jnp.atleast_1d(fn(x[0] if scalar else x))  # noqa: E731
+    residual_fn = lambda x: jnp.atleast_1d(fn(x[0] if scalar else x))
     if residual_fn(x0v).shape != x0v.shape:
         raise ValueError(f"newton_root: F must map R^n to R^n; x0 has shape {x0.shape}, "
                          f"F(x0) has shape {jnp.shape(fn(x0))}")
@@ -579,7 +581,7 @@ class MinimizeResult(NamedTuple):
 
 
 def _stores_value_and_grad(state: Any) -> bool:
-    found = lambda name: [v for _, v in optax.tree.get_all_with_path(state, name) if v is not None]  # noqa: E731
+    found = lambda name: [v for _, v in optax.tree.get_all_with_path(state, name) if v is not None]
     return len(found("value")) == 1 and len(found("grad")) == 1
 
 

@@ -20,7 +20,8 @@ gradient norm (NaN), its default transparent mode spreads one SAM step over two
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
