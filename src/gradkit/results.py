@@ -83,7 +83,8 @@ class Result(NamedTuple):
     ``solution``: the answer (a pytree); ``code``: an int32 :class:`Code` (an array, batched
     under ``vmap``); ``iterations``: iterations taken; ``stats``: a dict of solver-specific
     arrays or pytrees, each also readable as an attribute (``res.residual_norm``).  ``res.x``,
-    ``res.params`` and ``res.eigenpairs`` are aliases of ``solution``.
+    ``res.params`` and ``res.eigenpairs`` are aliases of ``solution``, and when the solution is
+    itself a ``NamedTuple`` its fields read through (``res.eigenvalues``).
     """
 
     solution: PyTree
@@ -95,8 +96,11 @@ class Result(NamedTuple):
         stats = tuple.__getitem__(self, 3)
         if name in stats:
             return stats[name]
+        solution = tuple.__getitem__(self, 0)
         if name in _ALIASES:
-            return tuple.__getitem__(self, 0)
+            return solution
+        if isinstance(solution, tuple) and name in getattr(type(solution), "_fields", ()):
+            return getattr(solution, name)  # res.eigenvalues for an Eigenpairs solution
         raise AttributeError(f"Result has no field or stat {name!r}; stats: {sorted(stats)}")
 
     @property
