@@ -111,13 +111,20 @@ def fit(
     ``eval_fn(params)`` returns metrics recorded after each epoch; ``extra_args(batch)`` adds
     ``update`` keywords (e.g. ``model_fn``/``loss_fn`` for ``hessian_free(curvature="ggn")``).
     Stops early, with a warning and ``history.stopped`` set, at the first non-finite loss;
-    ``params`` are then the last finite ones.
+    ``params`` are then the last finite ones.  Every batch has ``batch_size`` examples (a short
+    last batch is dropped, so the step compiles once); ``batch_size`` must lie in ``[1, n]``.
     """
-    if int(epochs) != epochs or epochs < 1:
+    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
         raise ValueError(f"fit: epochs must be a positive integer, got {epochs!r}")
+    n = num_examples(data)
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"fit: batch_size must be a positive integer, got {batch_size!r}")
+    if batch_size > n:
+        raise ValueError(f"fit: batch_size={batch_size} exceeds the {n} examples in data (every epoch would "
+                         f"have no full batch); use batch_size <= {n} (batch_size={n} is full-batch training)")
     step = make_step(loss_fn, optimizer, has_aux, extra_args)
     state = optimizer.init(params)
-    steps_per_epoch = max(1, num_examples(data) // batch_size)
+    steps_per_epoch = n // batch_size
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -12,6 +12,11 @@ Routes: ``"jax"`` (``jax.jacrev``), ``"jax_fwd"`` (``jax.jacfwd``), ``"central"`
 and ``"forward"`` (finite differences, :mod:`gradkit.diff.numeric`), ``"dual"``
 (:mod:`gradkit.diff.dual`; ``f`` must use operators and ``gradkit.diff.dual``'s
 math functions, which fall back to ``jax.numpy`` on ordinary arrays).
+
+By default (``routes=None``) the routes are ``("jax", "central", "dual")``, with ``"dual"``
+left out — and the reason recorded in ``CheckReport.skipped`` and printed — when ``f`` calls
+``jax.numpy`` functions that cannot take dual numbers (``jnp.sin``, ``jnp.sum``, ...).  A route
+asked for explicitly that cannot run raises a ``ValueError`` saying why.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class CheckReport:
     reference: str
     derivatives: dict[str, np.ndarray]
     errors: tuple[RouteError, ...]
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def max_abs(self, route: str | None = None) -> float:
         """Largest absolute error (of ``route``, or of every route)."""
@@ -63,6 +69,7 @@ class CheckReport:
     def __str__(self) -> str:
         lines = [f"reference route: {self.reference}", f"{'route':<10}{'leaf':<24}{'abs err':>12}{'rel err':>12}"]
         lines += [f"{e.route:<10}{e.leaf:<24}{e.abs_err:>12.3e}{e.rel_err:>12.3e}" for e in self.errors]
+        lines += [f"skipped {route}: {why}" for route, why in self.skipped.items()]
         return "\n".join(lines)
 
 
@@ -80,21 +87,48 @@ def _flat_derivative(route: str, f_flat: Callable[[Any], Any], flat: np.ndarray,
     return jac.reshape(1, -1) if scalar else jac
 
 
+DEFAULT_ROUTES = ("jax", "central", "dual")
+
+
+def _dual_unsupported(f_flat: Callable[[Any], Any], flat: np.ndarray) -> str | None:
+    """Why ``f`` cannot run on dual numbers (it calls ``jax.numpy`` on them), or None."""
+    try:
+        f_flat(dual.Dual(flat, np.zeros_like(flat)))
+    except TypeError as err:
+        first = str(err).splitlines()[0]
+        return ("f calls jax.numpy functions that do not take dual numbers; write it with operators "
+                f"and gradkit.diff.dual's math functions ({first})")
+    return None
+
+
 def check(
     f: Callable[[Any], Any],
     x: Any,
-    routes: Sequence[str] = ("jax", "central", "dual"),
+    routes: Sequence[str] | None = None,
 ) -> CheckReport:
-    """Differentiate ``f`` at ``x`` by each route and compare every route with ``routes[0]``.
+    """Differentiate ``f`` at ``x`` by each route and compare every route with ``routes[0]``::
 
-    ``x`` may be any pytree of arrays; it is raveled (``ravel_pytree``) for the
-    finite-difference and dual routes and the errors are reported per leaf.
+        abs_err = max |D_route - D_ref|,   rel_err = abs_err / max |D_ref|   (per leaf of x)
+
+    ``x`` may be any pytree of floating arrays; it is raveled (``ravel_pytree``) for the
+    finite-difference and dual routes and the errors are reported per leaf.  ``routes=None``:
+    ``("jax", "central", "dual")``, the dual route skipped (and said so in the report's
+    ``skipped``) when ``f`` uses ``jax.numpy`` functions that cannot take dual numbers.
     """
+    explicit = routes is not None
+    routes = tuple(DEFAULT_ROUTES if routes is None else routes)
     if not routes:
-        raise ValueError("check: give at least one route")
+        raise ValueError("check: routes must name at least one route")
     unknown = [r for r in routes if r not in ROUTES]
     if unknown:
         raise ValueError(f"check: unknown route(s) {unknown}; valid routes: {', '.join(ROUTES)}")
+    leaves = jax.tree.leaves(x)
+    if not leaves:
+        raise ValueError("check: x is an empty pytree")
+    bad = [jnp.result_type(leaf) for leaf in leaves if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating)]
+    if bad:
+        raise TypeError(f"check: x must hold floating-point arrays (derivatives of integer inputs are "
+                        f"not defined), got dtype {bad[0]}")
     flat, unravel = ravel_pytree(x)
     flat_np = np.asarray(flat)
     scalar = np.size(f(x)) == 1
@@ -103,6 +137,15 @@ def check(
         if isinstance(z, dual.Dual):
             return f(_unravel_dual(z, x))
         return f(unravel(z))
+
+    skipped: dict[str, str] = {}
+    if "dual" in routes:
+        why = _dual_unsupported(f_flat, flat_np)
+        if why is not None:
+            if explicit:
+                raise ValueError(f"check: the 'dual' route cannot run: {why}")
+            skipped["dual"] = why
+            routes = tuple(r for r in routes if r != "dual")
 
     derivs = {r: _flat_derivative(r, f_flat, flat_np, scalar) for r in routes}
     leaves, _ = jax.tree_util.tree_flatten_with_path(x)
@@ -118,7 +161,7 @@ def check(
             scale = float(np.abs(ref[:, lo:hi]).max(initial=0.0))
             rel_err = abs_err / max(scale, np.finfo(np.float64).tiny)
             errors.append(RouteError(route, name, abs_err, rel_err))
-    return CheckReport(routes[0], derivs, tuple(errors))
+    return CheckReport(routes[0], derivs, tuple(errors), skipped)
 
 
 def _unravel_dual(z: dual.Dual, like: Any) -> Any:
