@@ -80,15 +80,18 @@ class NewtonState(NamedTuple):
 
 def levenberg_direction(hessian: jax.Array, grad: jax.Array, damping: Any = 0.0,
                         min_curvature: Any = 1e-8) -> tuple[jax.Array, jax.Array]:
-    """``p = -(H + λ I)⁻¹ g`` with ``λ = damping + max(0, δ - λ_min(H))``, ``δ = min_curvature ·
-    max(1, |λ|_max)``, by one symmetric eigendecomposition ``H = Q Λ Qᵀ``; so ``H + λ I``
-    is positive definite and ``p`` a descent direction even where ``H`` is singular or
-    indefinite.  Returns ``(p, λ)``."""
+    """``p = -(H + λ I)⁻¹ g`` with ``λ = damping + max(0, δ - λ_min(H))``, ``δ = max(min_curvature,
+    ε) · max(1, |λ|_max)`` (``ε``: the dtype's machine epsilon), by one symmetric
+    eigendecomposition ``H = Q Λ Qᵀ``; so ``H + λ I`` is positive definite and ``p`` a descent
+    direction even where ``H`` is singular or indefinite.  The floor ``ε`` (and dividing by
+    ``max(Λ + λ, δ)``) keeps ``λ_min + λ`` from rounding to 0 — in float32 ``δ = 10⁻⁸ |λ|_max``
+    alone is below the rounding of ``λ_min`` and gave an infinite step.  Returns ``(p, λ)``."""
     h = 0.5 * (hessian + hessian.T)
     eigenvalues, vectors = jnp.linalg.eigh(h)
     scale = jnp.maximum(1.0, jnp.max(jnp.abs(eigenvalues)))
-    shift = damping + jnp.maximum(0.0, min_curvature * scale - eigenvalues[0])
-    direction = -vectors @ ((vectors.T @ grad) / (eigenvalues + shift))
+    floor = jnp.maximum(min_curvature, jnp.finfo(eigenvalues.dtype).eps) * scale
+    shift = damping + jnp.maximum(0.0, floor - eigenvalues[0])
+    direction = -vectors @ ((vectors.T @ grad) / jnp.maximum(eigenvalues + shift, floor))
     return direction, shift
 
 
