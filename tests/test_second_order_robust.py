@@ -12,6 +12,7 @@ import pytest
 from gradkit.optim import hessian_free, minimize, newton, newton_cg, newton_cg_trust_region, newton_root
 from gradkit.optim.hessian_free import martens_cg
 from gradkit.optim.minimize import _run_compiled
+from gradkit.optim.root import _solve_compiled
 from gradkit.results import Code, SolverError
 
 
@@ -266,3 +267,27 @@ def test_minimize_compiles_once_per_objective_and_optimizer():
         res = minimize(f, jnp.array(start), opt, gtol=gtol)
         assert bool(res.converged)
     assert _run_compiled._cache_size() == size
+    # an unhashable callable objective (``__eq__`` without ``__hash__``) compiles once too
+
+    class Shifted:
+        def __init__(self, c):
+            self.c = jnp.asarray(c)
+
+        def __eq__(self, other):
+            return self.c == other.c
+
+        def __call__(self, x):
+            return jnp.sum((x - self.c) ** 2 + x**4)
+
+    objective = Shifted([0.5, -0.5])
+    first = minimize(objective, jnp.array([2.0, 3.0]), opt)
+    size = _run_compiled._cache_size()
+    again = minimize(objective, jnp.array([-2.0, 1.0]), opt)
+    assert _run_compiled._cache_size() == size
+    np.testing.assert_allclose(first.params, again.params, atol=1e-5)
+    # newton_root: the same
+    root = lambda x: x**3 - 2
+    newton_root(root, 1.0)
+    size = _solve_compiled._cache_size()
+    np.testing.assert_allclose(float(newton_root(root, 2.0).x), 2 ** (1 / 3), rtol=1e-15)
+    assert _solve_compiled._cache_size() == size

@@ -12,6 +12,7 @@ import optax
 from gradkit.derivatives import scalar_fn
 from gradkit.optim._common import PyTree
 from gradkit.optim._second_order import (
+    ByIdentity,
     ValueFn,
     check_count,
     check_finite_start,
@@ -45,10 +46,10 @@ def _stored_value_and_grad(state: Any) -> tuple[Any, Any] | None:
     return (values[0], grads[0]) if len(values) == 1 and len(grads) == 1 else None
 
 
-def _run(value_fn: ValueFn, optimizer: optax.GradientTransformation, params: PyTree, gtol: Any,
-         maxiter: Any, stall_steps: Any) -> Result:
-    f = scalar_fn(value_fn, "minimize value_fn")
-    opt = optax.with_extra_args_support(optimizer)
+def _run(value_fn: ByIdentity, optimizer: ByIdentity, params: PyTree, gtol: Any, maxiter: Any,
+         stall_steps: Any) -> Result:
+    f = scalar_fn(value_fn.value, "minimize value_fn")
+    opt = optax.with_extra_args_support(optimizer.value)
     state0 = opt.init(params)
     # the stored value/grad sit at the optimizer's own (compute-dtype) new point: reuse them only
     # when that is exactly the new params, i.e. no leaf was cast
@@ -114,7 +115,7 @@ def minimize(
     Works with gradkit's second-order optimizers and with any optax/gradkit first-order one
     (the extra keywords are dropped for those).  When the state carries the value and
     gradient at the new point (line searches, trust region) they are reused.  Compiled once
-    per ``(value_fn, optimizer)`` pair (same objects): calling it again in a Python loop,
+    per ``(value_fn, optimizer)`` pair (the same objects, by identity): calling it again in a Python loop,
     with other params, ``gtol`` or ``maxiter``, does not retrace.  Integer params are promoted
     to the default float dtype (float32, float64 under ``jax_enable_x64``); float params keep
     their dtypes.
@@ -140,10 +141,5 @@ def minimize(
         raise ValueError("minimize: params is an empty pytree")
     params = _promote_integers(params)
     check_finite_start("minimize", params)
-    try:
-        hash((value_fn, optimizer))
-        run = _run_compiled
-    except TypeError:  # an unhashable objective: trace on every call
-        run = _run
-    result = run(value_fn, optimizer, params, gtol, maxiter, stall_steps)
+    result = _run_compiled(ByIdentity(value_fn), ByIdentity(optimizer), params, gtol, maxiter, stall_steps)
     return maybe_throw(result, throw, "minimize")
