@@ -60,28 +60,29 @@ def test_minimize_stops_at_the_last_finite_iterate():
 
 
 def test_minimize_max_steps_breakdown_and_throw():
-    res = minimize(rosenbrock, jnp.array([-1.2, 1.0]), newton_cg(), maxiter=3)
+    opt = newton()  # one optimizer and objective: one compiled loop for the calls below
+    res = minimize(rosenbrock, jnp.array([-1.2, 1.0]), opt, maxiter=3)
     assert int(res.code) == Code.MAX_STEPS and int(res.iterations) == 3
     with pytest.raises(SolverError, match="MAX_STEPS"):
-        minimize(rosenbrock, jnp.array([-1.2, 1.0]), newton_cg(), maxiter=3, throw=True)
+        minimize(rosenbrock, jnp.array([-1.2, 1.0]), opt, maxiter=3, throw=True)
+    # converged: finite and within tolerance
+    res = minimize(rosenbrock, jnp.array([-1.2, 1.0]), opt, gtol=1e-9)
+    assert int(res.code) == Code.CONVERGED and float(res.grad_norm) <= 1e-9
+    np.testing.assert_allclose(float(res.grad_norm), float(optax.tree.norm(jax.grad(rosenbrock)(res.params))))
     # no progress possible: zero updates while the gradient is not small
     res = minimize(rosenbrock, jnp.array([-1.2, 1.0]), optax.sgd(0.0), stall_steps=4)
     assert int(res.code) == Code.BREAKDOWN and int(res.iterations) == 4
     # float32 runs out of precision before gtol=1e-12: params stop moving, reported as breakdown
     # (x - c with c = 1/3 in float64 never vanishes for float32 x; the step rounds away)
     third = jnp.asarray(1 / 3, jnp.float64)
-    res = minimize(lambda x: jnp.sum((x - third) ** 2), jnp.array([2.0, -1.0], jnp.float32), newton(),
+    res = minimize(lambda x: jnp.sum((x - third) ** 2), jnp.array([2.0, -1.0], jnp.float32), opt,
                    gtol=1e-12, maxiter=500)
     assert int(res.code) == Code.BREAKDOWN and int(res.iterations) < 500
     np.testing.assert_allclose(res.params, 1 / 3, rtol=2 * float(jnp.finfo(jnp.float32).eps))
     # float32 Newton from an indefinite point (λ_min = -368.4): a finite damped step, not inf
-    res = minimize(rosenbrock, jnp.array([0.5, 1.5], jnp.float32), newton(), gtol=1e-3)
+    res = minimize(rosenbrock, jnp.array([0.5, 1.5], jnp.float32), opt, gtol=1e-3)
     assert bool(res.converged)
     np.testing.assert_allclose(res.params, 1.0, atol=1e-3)
-    # converged: finite and within tolerance
-    res = minimize(rosenbrock, jnp.array([-1.2, 1.0]), newton(), gtol=1e-9)
-    assert int(res.code) == Code.CONVERGED and float(res.grad_norm) <= 1e-9
-    np.testing.assert_allclose(float(res.grad_norm), float(optax.tree.norm(jax.grad(rosenbrock)(res.params))))
 
 
 def test_newton_root_codes():
@@ -89,16 +90,18 @@ def test_newton_root_codes():
     res = newton_root(jnp.log, 3.0)
     assert int(res.code) == Code.NONFINITE and float(res.x) == 3.0
     np.testing.assert_allclose(float(res.residual), np.log(3.0), rtol=1e-15)
-    res = newton_root(lambda x: x**2 + 1, 0.0)  # f'(0) = 0: singular
+    no_root = lambda x: x**2 + 1
+    res = newton_root(no_root, 0.0)  # f'(0) = 0: singular
     assert int(res.code) == Code.BREAKDOWN and float(res.x) == 0.0
-    res = newton_root(lambda x: x**2 - 2, 1.0, maxiter=2)  # 1 -> 1.5 -> 17/12
+    with pytest.raises(SolverError):
+        newton_root(no_root, 0.0, throw=True)
+    sqrt2 = lambda x: x**2 - 2
+    res = newton_root(sqrt2, 1.0, maxiter=2)  # 1 -> 1.5 -> 17/12
     assert int(res.code) == Code.MAX_STEPS
     np.testing.assert_allclose(float(res.x), 17 / 12, rtol=1e-15)
-    res = newton_root(lambda x: x**2 - 2, 1.0)
+    res = newton_root(sqrt2, 1.0)
     assert bool(res.converged)
     np.testing.assert_allclose(float(res.x), np.sqrt(2), rtol=1e-15)
-    with pytest.raises(SolverError):
-        newton_root(lambda x: x**2 + 1, 0.0, throw=True)
 
 
 def test_states_report_the_inner_solve():
