@@ -35,7 +35,7 @@ def seed003(p: jax.Array) -> jax.Array:
 
 def seed_newton(out: str) -> None:
     root = newton_root(lambda x: x**4 - 8 * x**3 + 21 * x**2 - 24 * x + 9, 2.0)
-    print(f"root of x^4 - 8x^3 + 21x^2 - 24x + 9 from x0 = 2: {float(root.root):.16f} "
+    print(f"root of x^4 - 8x^3 + 21x^2 - 24x + 9 from x0 = 2: {float(root.x):.16f} "
           f"({int(root.iterations)} iterations; seed: 0.6972243622680052)")
     g = lambda x: jnp.exp(x[0]) - jnp.log(x[0])
     result = minimize(g, jnp.array([1.0]), newton(), gtol=1e-14)

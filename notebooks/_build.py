@@ -151,7 +151,7 @@ NOTEBOOKS = {
             "jax.config.update('jax_enable_x64', True)\n"
             "import gradkit as gk\n"
             "from gradkit.optim import newton, newton_cg, newton_cg_trust_region, newton_root, minimize\n"
-            "print(newton_root(lambda x: x**4 - 8*x**3 + 21*x**2 - 24*x + 9, 2.0).root)   # seed: 0.6972243622680052\n"
+            "print(newton_root(lambda x: x**4 - 8*x**3 + 21*x**2 - 24*x + 9, 2.0).x)   # seed: 0.6972243622680052\n"
             "f = lambda p: p[0]**4 + 0.9*p[1]**4 + 4*p[0]**2 + 2*p[1]**2 - p[0]*p[1] - 0.2*p[0]**2*p[1]\n"
             "opt, x = newton(), jnp.array([4.0, 4.0]); state = opt.init(x)\n"
             "for k in range(8):\n"

@@ -199,7 +199,7 @@ def _mlp_and_tangents():
 
 
 def test_factored_forward_pass_equals_jax_jvp_with_the_materialized_tangent():
-    from gradkit.optim._rank_one_jvp import RankOne, rank_one_jvp
+    from gradkit.diff.rank_one import RankOne, rank_one_jvp
 
     loss, params, dense = _mlp_and_tangents()
     factors = []

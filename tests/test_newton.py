@@ -84,8 +84,8 @@ def test_newton_races_on_himmelblau_inside_runs():
 
 def test_newton_root_finding_seed_000():
     root = newton_root(lambda x: x**4 - 8 * x**3 + 21 * x**2 - 24 * x + 9, 2.0)
-    np.testing.assert_allclose(root.root, 0.6972243622680052, rtol=0, atol=1e-13)
-    np.testing.assert_allclose(root.root, (5 - np.sqrt(13)) / 2, rtol=1e-14)
+    np.testing.assert_allclose(root.x, 0.6972243622680052, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(root.x, (5 - np.sqrt(13)) / 2, rtol=1e-14)
     assert bool(root.converged)
     # (x+4)(x+6)(x-2)(x-12) = 25x^2 from the seed's start x = 9: the seed's own loop in floats
     poly = lambda x: (x + 4) * (x + 6) * (x - 2) * (x - 12) - 25 * x**2
@@ -95,15 +95,15 @@ def test_newton_root_finding_seed_000():
     for _ in range(100):
         hand = hand - poly(hand) / dpoly(hand)
     root = newton_root(poly, 9.0)
-    np.testing.assert_allclose(root.root, hand, rtol=1e-12)
-    assert np.min(np.abs(np.roots([1, -4, -117, -96, 576]) - float(root.root))) < 1e-9
+    np.testing.assert_allclose(root.x, hand, rtol=1e-12)
+    assert np.min(np.abs(np.roots([1, -4, -117, -96, 576]) - float(root.x))) < 1e-9
     # a 2x2 system: x^2 + y^2 = 4, x y = 1
     system = newton_root(lambda v: jnp.array([v[0] ** 2 + v[1] ** 2 - 4, v[0] * v[1] - 1]), jnp.array([2.0, 0.5]))
-    np.testing.assert_allclose(system.root[0] ** 2 + system.root[1] ** 2, 4, rtol=1e-12)
-    np.testing.assert_allclose(system.root[0] * system.root[1], 1, rtol=1e-12)
+    np.testing.assert_allclose(system.x[0] ** 2 + system.x[1] ** 2, 4, rtol=1e-12)
+    np.testing.assert_allclose(system.x[0] * system.x[1], 1, rtol=1e-12)
     # f'(x) = 0 at the start: reported, not NaN
     flat = newton_root(lambda x: x**2 + 1, 0.0)
-    assert not bool(flat.converged) and np.isfinite(float(flat.root))
+    assert not bool(flat.converged) and np.isfinite(float(flat.x))
 
 
 # ----------------------------------------------------------------------------- Newton-CG
@@ -271,4 +271,4 @@ def test_newton_minimizes_the_seed_003_one_dimensional_example():
     np.testing.assert_allclose(result.params[0], omega, rtol=1e-14)
     assert int(result.iterations) <= 8
     root = newton_root(lambda x: jnp.exp(x) - 1 / x, 1.0)
-    np.testing.assert_allclose(root.root, omega, rtol=1e-14)
+    np.testing.assert_allclose(root.x, omega, rtol=1e-14)

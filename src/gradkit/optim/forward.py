@@ -18,7 +18,7 @@ independent Rademacher vectors, other leaves plain Rademacher.  ``V_ij = a_i b_j
 Rademacher moments exactly (only the covariances between coordinates differ).  What changes is
 the cost: ``X V = (X a) bᵀ`` is a matrix-vector product where ``X @ V`` was a matmul, so a
 dense layer's tangent costs ``O(batch·(m + n))`` instead of ``O(batch·m·n)`` (see
-``gradkit.optim._rank_one_jvp``) and the step costs less than a backprop step.
+``gradkit.diff.rank_one``) and the step costs less than a backprop step.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import optax
 
 from gradkit.derivatives import scalar_fn
 from gradkit.optim._common import PyTree, check_tree_match
-from gradkit.optim._rank_one_jvp import RankOne, rank_one_jvp
+from gradkit.diff.rank_one import RankOne, rank_one_jvp
 
 Distribution = Literal["normal", "rademacher", "rank_one"]
 _DISTRIBUTIONS = get_args(Distribution)

@@ -1,0 +1,145 @@
+"""A compiled loop that runs any optimizer (gradkit's second-order ones, any optax or gradkit
+first-order one) to a gradient tolerance and says honestly why it stopped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gradkit.derivatives import scalar_fn
+from gradkit.optim._common import PyTree
+from gradkit.optim._second_order import (
+    ByIdentity,
+    ValueFn,
+    check_count,
+    check_finite_start,
+    check_nonnegative_finite,
+    compute_dtype,
+    needs_cast,
+    to_compute,
+)
+from gradkit.results import Code, Result, make_result, maybe_throw, select_code, tree_all_finite
+
+MinimizeResult = Result
+""":func:`minimize` returns a :class:`gradkit.results.Result` (this name is kept for imports)."""
+
+
+def _promote_integers(params: PyTree) -> PyTree:
+    """Integer (and bool) leaves as the default float dtype; float leaves unchanged."""
+    default = jnp.result_type(float)
+
+    def promote(leaf: Any) -> Any:
+        dtype = jnp.result_type(leaf)
+        return jnp.asarray(leaf, default) if not jnp.issubdtype(dtype, jnp.inexact) else leaf
+
+    return jax.tree.map(promote, params)
+
+
+def _stored_value_and_grad(state: Any) -> tuple[Any, Any] | None:
+    """The value and gradient at the new point that a line search or trust region keeps in its
+    state (exactly one of each), else None."""
+    found = lambda name: [v for _, v in optax.tree.get_all_with_path(state, name) if v is not None]
+    values, grads = found("value"), found("grad")
+    return (values[0], grads[0]) if len(values) == 1 and len(grads) == 1 else None
+
+
+def _run(value_fn: ByIdentity, optimizer: ByIdentity, params: PyTree, gtol: Any, maxiter: Any,
+         stall_steps: Any) -> Result:
+    f = scalar_fn(value_fn.value, "minimize value_fn")
+    opt = optax.with_extra_args_support(optimizer.value)
+    state0 = opt.init(params)
+    # the stored value/grad sit at the optimizer's own (compute-dtype) new point: reuse them only
+    # when that is exactly the new params, i.e. no leaf was cast
+    reuse = _stored_value_and_grad(state0) is not None and not needs_cast(params)
+    norm_dtype = compute_dtype(params)
+    grad_norm_of = lambda grad: optax.tree.norm(to_compute(grad, norm_dtype))
+    value0, grad0 = jax.value_and_grad(f)(params)
+
+    def evaluate(x: PyTree, state: Any) -> tuple[jax.Array, PyTree]:
+        if not reuse:
+            return jax.value_and_grad(f)(x)
+        value, grad = _stored_value_and_grad(state)
+        value, grad = value.astype(value0.dtype), optax.tree.cast_like(grad, grad0)
+        return jax.lax.cond(jnp.isfinite(value), lambda _: (value, grad), jax.value_and_grad(f), x)
+
+    def finite(x: PyTree, value: jax.Array, grad: PyTree) -> jax.Array:
+        return jnp.isfinite(value) & tree_all_finite(grad) & tree_all_finite(x)
+
+    # carry: i, x, state, value, grad, ‖g‖, steps without moving, ended non-finite
+    def keep_going(carry: tuple) -> jax.Array:
+        i, _, _, _, _, grad_norm, still, bad = carry
+        return (i < maxiter) & ~(grad_norm <= gtol) & ~bad & (still < stall_steps)
+
+    def step(carry: tuple) -> tuple:
+        i, x, state, value, grad, grad_norm, still, _ = carry
+        updates, new_state = opt.update(grad, state, x, value_fn=f, value=value, grad=grad)
+        new_x = optax.apply_updates(x, updates)
+        new_value, new_grad = evaluate(new_x, new_state)
+        ok = finite(new_x, new_value, new_grad)
+        moved = jnp.logical_not(tree_all_finite(new_x)) | jnp.any(jnp.stack(
+            [jnp.any(a != b) for a, b in zip(jax.tree.leaves(new_x), jax.tree.leaves(x))]))
+        pick = lambda new, old: optax.tree.where(ok, new, old)
+        return (i + ok.astype(i.dtype), pick(new_x, x), pick(new_state, state), pick(new_value, value),
+                pick(new_grad, grad), jnp.where(ok, grad_norm_of(new_grad), grad_norm),
+                jnp.where(moved, 0, still + 1), ~ok)
+
+    start_ok = finite(params, value0, grad0)
+    carry = (jnp.asarray(0), params, state0, value0, grad0, grad_norm_of(grad0), jnp.asarray(0), ~start_ok)
+    i, x, state, value, grad, grad_norm, still, bad = jax.lax.while_loop(keep_going, step, carry)
+    code = select_code((bad, Code.NONFINITE), (grad_norm <= gtol, Code.CONVERGED),
+                       (still >= stall_steps, Code.BREAKDOWN), default=Code.MAX_STEPS)
+    return make_result(x, code, i, value=value, grad_norm=grad_norm, state=state)
+
+
+_run_compiled = jax.jit(_run, static_argnums=(0, 1))
+
+
+def minimize(
+    value_fn: ValueFn,
+    params: PyTree,
+    optimizer: optax.GradientTransformation,
+    *,
+    gtol: float = 1e-5,
+    maxiter: int = 1000,
+    stall_steps: int = 20,
+    throw: bool = False,
+) -> Result:
+    """Run ``optimizer`` on ``value_fn`` from ``params`` until ``||∇f|| <= gtol``, in one
+    ``lax.while_loop``::
+
+        g = ∇f(x);  u, s = optimizer.update(g, s, x, value_fn=f, value=f(x));  x ← x + u
+
+    Works with gradkit's second-order optimizers and with any optax/gradkit first-order one
+    (the extra keywords are dropped for those).  When the state carries the value and
+    gradient at the new point (line searches, trust region) they are reused.  Compiled once
+    per ``(value_fn, optimizer)`` pair (the same objects, by identity): calling it again in a Python loop,
+    with other params, ``gtol`` or ``maxiter``, does not retrace.  Integer params are promoted
+    to the default float dtype (float32, float64 under ``jax_enable_x64``); float params keep
+    their dtypes.
+
+    Returns a :class:`gradkit.results.Result`: ``res.params`` (= ``res.x``), ``res.code``,
+    ``res.converged``, ``res.iterations`` (accepted steps) and stats ``value``, ``grad_norm``
+    (at the returned params) and ``state`` (the optimizer's state there).  Codes:
+
+    - ``CONVERGED``: ``||∇f|| <= gtol`` with value, gradient and params all finite;
+    - ``NONFINITE``: a step produced a NaN/inf value, gradient or params (or the start did);
+      the loop stops and returns the last finite iterate and its state;
+    - ``BREAKDOWN``: no progress is possible — the params did not change for ``stall_steps``
+      consecutive steps while ``||∇f|| > gtol`` (a line search that found no decrease, a trust
+      region shrunk ``4^stall_steps``-fold, a step below the params' rounding level);
+    - ``MAX_STEPS``: ``maxiter`` steps were taken first.
+
+    ``throw=True`` raises :class:`gradkit.results.SolverError` unless converged.
+    """
+    check_nonnegative_finite("minimize", "gtol", gtol)
+    check_count("minimize", "maxiter", maxiter, 0)
+    check_count("minimize", "stall_steps", stall_steps, 1)
+    if not jax.tree.leaves(params):
+        raise ValueError("minimize: params is an empty pytree")
+    params = _promote_integers(params)
+    check_finite_start("minimize", params)
+    result = _run_compiled(ByIdentity(value_fn), ByIdentity(optimizer), params, gtol, maxiter, stall_steps)
+    return maybe_throw(result, throw, "minimize")
