@@ -74,7 +74,7 @@ class SolverError(RuntimeError):
         super().__init__(text + (f"; {detail}" if detail else ""))
 
 
-_ALIASES = ("x", "params", "eigenpairs")
+_ALIASES = ("x", "params", "root", "eigenpairs")
 
 
 class Result(NamedTuple):
@@ -83,7 +83,7 @@ class Result(NamedTuple):
     ``solution``: the answer (a pytree); ``code``: an int32 :class:`Code` (an array, batched
     under ``vmap``); ``iterations``: iterations taken; ``stats``: a dict of solver-specific
     arrays or pytrees, each also readable as an attribute (``res.residual_norm``).  ``res.x``,
-    ``res.params`` and ``res.eigenpairs`` are aliases of ``solution``, and when the solution is
+    ``res.params``, ``res.root`` and ``res.eigenpairs`` are aliases of ``solution``, and when the solution is
     itself a ``NamedTuple`` its fields read through (``res.eigenvalues``).
     """
 
