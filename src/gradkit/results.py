@@ -84,7 +84,8 @@ class Result(NamedTuple):
     under ``vmap``); ``iterations``: iterations taken; ``stats``: a dict of solver-specific
     arrays or pytrees, each also readable as an attribute (``res.residual_norm``).  ``res.x``,
     ``res.params``, ``res.root`` and ``res.eigenpairs`` are aliases of ``solution``, and when the solution is
-    itself a ``NamedTuple`` its fields read through (``res.eigenvalues``).
+    itself a ``NamedTuple`` its fields and methods read through (``res.eigenvalues``,
+    ``res.tridiagonal()``).
     """
 
     solution: PyTree
@@ -99,8 +100,8 @@ class Result(NamedTuple):
         solution = tuple.__getitem__(self, 0)
         if name in _ALIASES:
             return solution
-        if isinstance(solution, tuple) and name in getattr(type(solution), "_fields", ()):
-            return getattr(solution, name)  # res.eigenvalues for an Eigenpairs solution
+        if isinstance(solution, tuple) and hasattr(type(solution), "_fields") and not name.startswith("_"):
+            return getattr(solution, name)  # res.eigenvalues, res.tridiagonal() of a NamedTuple solution
         raise AttributeError(f"Result has no field or stat {name!r}; stats: {sorted(stats)}")
 
     @property
