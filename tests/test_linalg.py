@@ -213,18 +213,18 @@ def test_lanczos_extremes_match_eigvalsh(small_model):
     np.testing.assert_allclose(bottom.eigenvalues, eig[:2], rtol=1e-8, atol=1e-10)
     # full Lanczos: T is an orthogonal similarity of H
     full = lanczos(op, params, jax.random.PRNGKey(2), num_steps=eig.size)
-    np.testing.assert_allclose(np.linalg.eigvalsh(full.tridiagonal()), eig, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.eigvalsh(full.solution.tridiagonal()), eig, atol=1e-9)
     np.testing.assert_allclose(full.basis @ full.basis.T, np.eye(eig.size), atol=1e-10)
-    np.testing.assert_allclose(full.basis @ dense @ full.basis.T, full.tridiagonal(), atol=1e-9)
+    np.testing.assert_allclose(full.basis @ dense @ full.basis.T, full.solution.tridiagonal(), atol=1e-9)
 
 
 def test_lanczos_survives_breakdown_on_a_low_rank_operator():
     u = jnp.asarray(np.random.default_rng(0).normal(size=(20, 3)))
     low_rank = u @ u.T  # rank 3: the Krylov space of a start vector closes after 4 steps
     result = lanczos(lambda v: low_rank @ v, jnp.zeros(20), jax.random.PRNGKey(0), num_steps=10)
-    assert bool(jnp.all(jnp.isfinite(result.tridiagonal())))
+    assert bool(jnp.all(jnp.isfinite(result.solution.tridiagonal())))
     np.testing.assert_allclose(result.basis @ result.basis.T, np.eye(10), atol=1e-10)
-    ritz = np.sort(np.linalg.eigvalsh(result.tridiagonal()))
+    ritz = np.sort(np.linalg.eigvalsh(result.solution.tridiagonal()))
     np.testing.assert_allclose(ritz[-3:], np.linalg.eigvalsh(low_rank)[-3:], rtol=1e-9)
     np.testing.assert_allclose(ritz[:-3], 0, atol=1e-9)
 
