@@ -89,6 +89,35 @@ def _tree_vdot(a: PyTree, b: PyTree) -> jax.Array:
     return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+class StaticKey:
+    """A callable as a static ``jit`` key: compared by ``==``/``hash`` when hashable, else by identity."""
+
+    __slots__ = ("fn", "by_value")
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+        try:
+            hash(fn)
+            self.by_value = True
+        except TypeError:
+            self.by_value = False
+
+    def __hash__(self) -> int:
+        return hash(self.fn) if self.by_value else id(self.fn)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StaticKey):
+            return False
+        if self.fn is other.fn:
+            return True
+        if not (self.by_value and other.by_value):
+            return False
+        try:
+            return bool(self.fn == other.fn)
+        except Exception:  # an == that returns arrays: unequal unless identical
+            return False
+
+
 @jax.tree_util.register_pytree_node_class
 @dataclasses.dataclass(frozen=True, eq=False)
 class HessianVectorOperator:
@@ -116,12 +145,12 @@ class HessianVectorOperator:
         _check_same_structure(self.x, v, "hvp_operator")
         return jax.jvp(jax.grad(scalar_fn(self.fn)), (self.x,), (v,))[1]
 
-    def tree_flatten(self) -> tuple[tuple[PyTree], Callable[[PyTree], Any]]:
-        return (self.x,), self.fn
+    def tree_flatten(self) -> tuple[tuple[PyTree], StaticKey]:
+        return (self.x,), StaticKey(self.fn)
 
     @classmethod
-    def tree_unflatten(cls, fn: Callable[[PyTree], Any], children: tuple[PyTree]) -> HessianVectorOperator:
-        return cls(fn, children[0])
+    def tree_unflatten(cls, key: StaticKey, children: tuple[PyTree]) -> HessianVectorOperator:
+        return cls(key.fn, children[0])
 
 
 def hvp_operator(f: Callable[[PyTree], Any], x: PyTree) -> HessianVectorOperator:

@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gradkit.derivatives import tree_mismatch
+from gradkit.derivatives import StaticKey, tree_mismatch
 from gradkit.results import Code, Result, make_result, maybe_throw, select_code, tree_all_finite
 
 PyTree = Any
@@ -61,50 +61,21 @@ Matvec = Callable[[PyTree], PyTree]
 # ----------------------------------------------------------------------------- operators
 
 
-class _StaticKey:
-    """A callable as a static ``jit`` key: compared by ``==``/``hash`` when hashable, else by identity."""
-
-    __slots__ = ("fn", "by_value")
-
-    def __init__(self, fn: Callable) -> None:
-        self.fn = fn
-        try:
-            hash(fn)
-            self.by_value = True
-        except TypeError:
-            self.by_value = False
-
-    def __hash__(self) -> int:
-        return hash(self.fn) if self.by_value else id(self.fn)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _StaticKey):
-            return False
-        if self.fn is other.fn:
-            return True
-        if not (self.by_value and other.by_value):
-            return False
-        try:
-            return bool(self.fn == other.fn)
-        except Exception:  # an == that returns arrays: unequal unless identical
-            return False
-
-
 @jax.tree_util.register_pytree_node_class
 class StaticOperator:
     """A callable that is not a pytree, carried through ``jit`` in the treedef (static)."""
 
-    def __init__(self, key: _StaticKey) -> None:
+    def __init__(self, key: StaticKey) -> None:
         self.key = key
 
     def __call__(self, v: PyTree) -> PyTree:
         return self.key.fn(v)
 
-    def tree_flatten(self) -> tuple[tuple, _StaticKey]:
+    def tree_flatten(self) -> tuple[tuple, StaticKey]:
         return (), self.key
 
     @classmethod
-    def tree_unflatten(cls, key: _StaticKey, children: tuple) -> StaticOperator:
+    def tree_unflatten(cls, key: StaticKey, children: tuple) -> StaticOperator:
         return cls(key)
 
 
@@ -124,7 +95,7 @@ def as_operator(op: Any, solver: str, arg: str = "matvec") -> Any:
     owner = getattr(op, "__self__", None)
     if inspect.ismethod(op) and owner is not None and not _is_leaf_object(owner):
         return jax.tree_util.Partial(op.__func__, owner)
-    return StaticOperator(_StaticKey(op))
+    return StaticOperator(StaticKey(op))
 
 
 # ----------------------------------------------------------------------------- validation

@@ -2,7 +2,7 @@
 Lanczos, Hutchinson and Hutch++ traces, stochastic Lanczos quadrature (SLQ) density.
 
 Every function takes ``matvec(v) -> A v`` on pytrees shaped like ``like`` (typically
-``gradkit.hvp_operator(loss, params)``, or ``lambda v: gradkit.hvp(loss, params, v)``)
+``gradkit.hvp_operator(loss, params)``, or a curvature operator of ``gradkit.curvature``)
 and never forms ``A``.  Methods that keep a Krylov basis (Lanczos, SLQ, Hutch++,
 subspace iteration with ``k > 1``) hold it as a dense ``(m, n)`` array over
 ``ravel_pytree(like)`` — ``m`` vectors of ``n`` parameters, so ``m`` is the memory knob
