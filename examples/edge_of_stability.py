@@ -103,10 +103,10 @@ def plot(gd: dict, adam: dict, path: str) -> None:
     panels = ((axes[0], gd, lambda r: 2 / r, "2/η", "GD: sharpness λ_max(H)"),
               (axes[1], adam, lambda r: curvature.adam_threshold(r, B1), "38/η",
                "Adam (β₁ = 0.9): preconditioned sharpness λ_max(P⁻¹H)"))
-    for ax, runs, threshold, label, title in panels:
+    for ax, runs, threshold, label, title, drop_first in ((*panels[0], False), (*panels[1], True)):
         top = 0.0
         for color, (rate, (steps, value, _)) in zip(colors, runs.items()):
-            keep = steps > 0  # Adam's P at step 0 comes from a single gradient: off the scale
+            keep = (steps > 0) if drop_first else (steps >= 0)  # Adam's P at step 0: one gradient, off the scale
             ax.plot(steps[keep], value[keep], color=color, lw=1.6, label=f"η = {rate:g}")
             ax.axhline(threshold(rate), color=color, ls="--", lw=1.1, label=f"{label} = {threshold(rate):.4g}")
             top = max(top, threshold(rate), float(np.nanmax(value[keep])))
@@ -125,10 +125,11 @@ def plot(gd: dict, adam: dict, path: str) -> None:
 def summarize(name: str, runs: dict, threshold: Callable[[float], float]) -> None:
     print(f"| {name} | η | threshold | start | max | mean over the last third (/threshold) | final loss |")
     print("|---|---|---|---|---|---|---|")
-    for rate, (_, value, losses) in runs.items():
+    for rate, (steps, value, losses) in runs.items():
+        value = value[steps > 0] if name == "Adam" else value  # Adam's step-0 P comes from one gradient
         tail = value[-max(1, len(value) // 3):]
-        print(f"| {name} | {rate:g} | {threshold(rate):.4g} | {value[1 if len(value) > 1 else 0]:.4g} | "
-              f"{np.nanmax(value[1:]):.4g} | {np.mean(tail):.4g} ({np.mean(tail) / threshold(rate):.3f}) | "
+        print(f"| {name} | {rate:g} | {threshold(rate):.4g} | {value[0]:.4g} | "
+              f"{np.nanmax(value):.4g} | {np.mean(tail):.4g} ({np.mean(tail) / threshold(rate):.3f}) | "
               f"{losses[-1]:.3g} |")
 
 
