@@ -73,7 +73,7 @@ def test_hessian_matches_jax_hessian():
 
 
 def test_hessian_without_batch():
-    loss = lambda p: jnp.sum(jnp.sin(p["a"]) * p["b"] ** 2)  # noqa: E731
+    loss = lambda p: jnp.sum(jnp.sin(p["a"]) * p["b"] ** 2)
     params = {"a": jnp.array([0.3, -1.2]), "b": jnp.array([0.5, 2.0])}
     flat, unravel = ravel_pytree(params)
     np.testing.assert_allclose(cv.hessian(loss, params).dense(), jax.hessian(lambda f: loss(unravel(f)))(flat),
@@ -86,10 +86,10 @@ def test_ggn_matches_dense_jt_h_j():
 
 
 def test_ggn_equals_hessian_for_linear_regression_with_mse():
-    linear = lambda p, x: x @ p["w"] + p["b"]  # noqa: E731
+    linear = lambda p, x: x @ p["w"] + p["b"]
     params = {"w": jax.random.normal(KEY, (D, 2)), "b": jnp.array([0.1, -0.4])}
     y = jax.random.normal(jax.random.PRNGKey(3), (N, 2))
-    loss = lambda p, b: _half_mse(linear(p, b[0]), b[1])  # noqa: E731
+    loss = lambda p, b: _half_mse(linear(p, b[0]), b[1])
     ggn = cv.ggn(linear, _half_mse, params, (X, y)).dense()
     np.testing.assert_allclose(ggn, cv.hessian(loss, params, (X, y)).dense(), rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(ggn, _dense_hessian(loss, params, (X, y)), rtol=1e-12, atol=1e-13)

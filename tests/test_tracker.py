@@ -85,7 +85,7 @@ def test_tracker_in_an_optax_loop_matches_dense_references():
     assert len(traces) == traces_after_first  # compiled once: 9 more calls, 2 more records, no retrace
     records = tracker.records(tstate)
     np.testing.assert_array_equal(records.steps, [0, 4, 8])
-    for i, (step, top2, trace, precond, ggn_top) in enumerate(expected):
+    for i, (_, top2, trace, precond, ggn_top) in enumerate(expected):
         np.testing.assert_allclose(records.eigenvalues[i], top2, rtol=1e-8)
         assert np.all(records.residuals[i] < 1e-6)
         np.testing.assert_allclose(records.trace[i], trace, rtol=1e-8)

@@ -245,8 +245,8 @@ class CurvatureTracker:
             raise ValueError("CurvatureTracker.init: params is an empty pytree")
         dtype = _compute_dtype(params)
         rows = self.max_records
-        nan = lambda *shape: jnp.full(shape, jnp.nan, dtype)  # noqa: E731
-        zeros_like = lambda count: jax.tree.map(  # noqa: E731
+        nan = lambda *shape: jnp.full(shape, jnp.nan, dtype)
+        zeros_like = lambda count: jax.tree.map(
             lambda leaf: jnp.zeros((count, *jnp.shape(leaf)), dtype), params)
         density = bool(self.density_steps)
         n = ravel_pytree(params)[0].size
@@ -293,7 +293,7 @@ class CurvatureTracker:
         n = ravel_pytree(like)[0].size
         steps = min(self.lanczos_steps, n)  # a Krylov space cannot outgrow the dimension
         row = tstate.count
-        write = lambda arr, value: arr.at[row].set(value, mode="drop")  # noqa: E731
+        write = lambda arr, value: arr.at[row].set(value, mode="drop")
 
         matvec = hessian(self.loss_fn, like, batch).linearize()
         values, residuals, vectors = _top_eigenpairs(matvec, like, k_top, self.k, steps,
@@ -339,7 +339,7 @@ class CurvatureTracker:
         """The records taken so far, as NumPy arrays (one row per record)."""
         count = int(tstate.count)
         rows = min(count, self.max_records)
-        cut = lambda arr: None if arr is None else np.asarray(arr)[:rows]  # noqa: E731
+        cut = lambda arr: None if arr is None else np.asarray(arr)[:rows]
         density = {}
         if self.density_steps:
             nodes, weights = np.asarray(tstate.density_nodes), np.asarray(tstate.density_weights)
