@@ -1,6 +1,6 @@
 """gradkit: a JAX toolkit for people who study and invent optimizers."""
 
-from gradkit import data, derivatives, diff, landscapes, linalg, losses, models, optim, runs, train
+from gradkit import curvature, data, derivatives, diff, landscapes, linalg, losses, models, optim, runs, train
 from gradkit.derivatives import (
     batched_hvp,
     directional_derivative,
@@ -23,6 +23,7 @@ __all__ = [
     "train",
     "batched_hvp",
     "check",
+    "curvature",
     "derivatives",
     "diff",
     "directional_derivative",

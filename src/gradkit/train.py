@@ -34,7 +34,8 @@ PyTree = Any
 class History:
     """What :func:`fit` saw.  ``step_loss (steps,)``; ``grad_norms (steps, layers)`` with
     ``layer_names``; ``epoch_loss (epochs,)``; ``metrics``: name -> per-epoch values from
-    ``eval_fn``; ``stopped``: why training stopped early (``None`` if it did not)."""
+    ``eval_fn``; ``stopped``: why training stopped early (``None`` if it did not); ``curvature``:
+    the :class:`gradkit.curvature.CurvatureRecords` of ``fit(..., tracker=...)`` (else ``None``)."""
 
     step_loss: np.ndarray
     grad_norms: np.ndarray
@@ -42,6 +43,7 @@ class History:
     epoch_loss: np.ndarray
     metrics: dict[str, np.ndarray]
     stopped: str | None = None
+    curvature: Any = None
 
 
 def layer_groups(params: PyTree) -> tuple[str, ...]:
@@ -103,6 +105,7 @@ def fit(
     eval_fn: Callable[[PyTree], Mapping[str, Any]] | None = None,
     extra_args: Callable[[PyTree], Mapping[str, Any]] | None = None,
     progress: bool = True,
+    tracker: Any = None,
 ) -> tuple[PyTree, History]:
     """Train ``params`` on minibatches of ``data`` (a pytree of arrays with a shared leading
     axis, e.g. ``(x, y)``) for ``epochs`` epochs, reshuffled each epoch by ``fold_in(key, epoch)``.
@@ -113,6 +116,10 @@ def fit(
     Stops early, with a warning and ``history.stopped`` set, at the first non-finite loss;
     ``params`` are then the last finite ones.  Every batch has ``batch_size`` examples (a short
     last batch is dropped, so the step compiles once); ``batch_size`` must lie in ``[1, n]``.
+    ``tracker``: a
+    :class:`gradkit.curvature.CurvatureTracker` (its ``loss_fn`` defaults to this one), called
+    every ``tracker.every`` steps with the params, optimizer state and batch of the step about
+    to be taken; its records land in ``history.curvature``.
     """
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
         raise ValueError(f"fit: epochs must be a positive integer, got {epochs!r}")
@@ -125,6 +132,10 @@ def fit(
     step = make_step(loss_fn, optimizer, has_aux, extra_args)
     state = optimizer.init(params)
     steps_per_epoch = n // batch_size
+    if tracker is not None:
+        tracker = tracker.bind(lambda p, b: loss_fn(p, b)[0] if has_aux else loss_fn(p, b), epochs * steps_per_epoch)
+        track = jax.jit(tracker.update)
+        tstate = tracker.init(params, jax.random.fold_in(key, 0x7FFFFFFF))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -136,6 +147,8 @@ def fit(
     for epoch in range(epochs):
         epoch_values = []
         for batch in minibatches(jax.random.fold_in(key, epoch), data, batch_size):
+            if tracker is not None and len(losses) % tracker.every == 0:
+                tstate = track(tstate, len(losses), params, batch, state)
             new_params, new_state, loss, layer_norms = step(params, state, batch)
             loss = float(loss)
             if not np.isfinite(loss):
@@ -169,5 +182,6 @@ def fit(
         epoch_loss=np.asarray(epoch_loss),
         metrics={k: np.asarray(v) for k, v in metrics.items()},
         stopped=stopped,
+        curvature=tracker.records(tstate) if tracker is not None else None,
     )
     return params, history
