@@ -23,7 +23,6 @@ import subprocess
 import sys
 
 import optax
-import pytest
 
 OPTAX_DIR = pathlib.Path(optax.__file__).parent
 PLUGIN_DIR = pathlib.Path(__file__).parent / "optax_conformance"

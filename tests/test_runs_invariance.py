@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np, optax
     from gradkit import runs, optim, landscapes
 
-    f = landscapes.get("levi13")  # sin² terms: transcendental functions in the gradient
+    f = landscapes.get("himmelblau")  # polynomial: no transcendental function of the objective in play
     starts = runs.start_grid(f.domain, 9)[:70]  # 70 runs: chunk 64 -> two chunks of 35
     key = jax.random.PRNGKey(3)
     OPTIMIZERS = {name: make(1e-3) for name, make in optim.FIRST_ORDER.items()}
