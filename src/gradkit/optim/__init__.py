@@ -43,7 +43,7 @@ from gradkit.optim.newton import (
     newton_cg_trust_region,
     newton_root,
 )
-from gradkit.optim.sam import SamState, asam, sam, sam_perturbation
+from gradkit.optim.sam import SamAdversaryState, SamState, asam, sam, sam_perturbation
 
 FIRST_ORDER = {
     "sgd": sgd,
@@ -96,6 +96,7 @@ __all__ = [
     "LionState",
     "MomentumState",
     "RmspropState",
+    "SamAdversaryState",
     "SamState",
     "SgdState",
     "adabelief",
