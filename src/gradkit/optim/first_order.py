@@ -57,7 +57,15 @@ class SgdState(NamedTuple):
 
 class MomentumState(NamedTuple):
     count: jax.Array
-    trace: PyTree  # the velocity ``v`` (optax's field name, so ``optax.tree.get(state, "trace")`` works)
+    velocity: PyTree
+
+
+class SgdMomentumState(NamedTuple):
+    """State of ``sgd(lr, momentum=β)``: the velocity under optax's field name ``trace`` (so
+    ``optax.tree.get(state, "trace")`` works as with optax's sgd)."""
+
+    count: jax.Array
+    trace: PyTree
 
 
 def _shape_witness(params: PyTree) -> PyTree:
@@ -82,7 +90,7 @@ def sgd(
     dtype of ``v`` (default: the params').
     """
     if momentum is not None:
-        return _heavy_ball(learning_rate, momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
+        return _momentum("sgd", learning_rate, momentum, "heavy_ball", nesterov, accumulator_dtype, SgdMomentumState)
     check_learning_rate("sgd", learning_rate)
     check_dtype("sgd", "accumulator_dtype", accumulator_dtype)
 
@@ -118,33 +126,36 @@ def momentum(
     differ in the transient (the EMA starts at ``(1 - β) g``).  ``accumulator_dtype``:
     dtype of ``v`` (default: the params').
     """
-    check_learning_rate("momentum", learning_rate)
-    check_decay("momentum", "beta", beta)
+    return _momentum("momentum", learning_rate, beta, form, nesterov, accumulator_dtype, MomentumState)
+
+
+def _momentum(name: str, learning_rate: ScalarOrSchedule, beta: Any, form: str, nesterov: bool,
+              accumulator_dtype: Any, state_type: type) -> GradientTransformationExtraArgs:
+    """:func:`momentum` with the state ``state_type(count, velocity)`` (field names differ)."""
+    check_learning_rate(name, learning_rate)
+    check_decay(name, "beta" if name == "momentum" else "momentum", beta)
     if form not in ("heavy_ball", "ema"):
-        raise ValueError(f"momentum: form must be 'heavy_ball' or 'ema', got {form!r}")
-    accumulator_dtype = check_dtype("momentum", "accumulator_dtype", accumulator_dtype)
+        raise ValueError(f"{name}: form must be 'heavy_ball' or 'ema', got {form!r}")
+    accumulator_dtype = check_dtype(name, "accumulator_dtype", accumulator_dtype)
     ema_form = form == "ema"
 
     def accumulate(g: jax.Array, v: jax.Array) -> jax.Array:
         return (1 - beta) * g + beta * v if ema_form else g + beta * v
 
-    def init(params: PyTree) -> MomentumState:
-        check_float_params("momentum", params)
-        return MomentumState(zero_count(), optax.tree.zeros_like(params, dtype=accumulator_dtype))
+    def init(params: PyTree) -> Any:
+        check_float_params(name, params)
+        return state_type(zero_count(), optax.tree.zeros_like(params, dtype=accumulator_dtype))
 
-    def update(updates: PyTree, state: MomentumState, params: PyTree = None, **extra_args: Any
-               ) -> tuple[PyTree, MomentumState]:
+    def update(updates: PyTree, state: Any, params: PyTree = None, **extra_args: Any) -> tuple[PyTree, Any]:
         del extra_args
-        check_update_args("momentum", updates, state.trace, params)
-        velocity = jax.tree.map(accumulate, updates, state.trace)
+        count, trace = state
+        check_update_args(name, updates, trace, params)
+        velocity = jax.tree.map(accumulate, updates, trace)
         direction = jax.tree.map(accumulate, updates, velocity) if nesterov else velocity
-        step = scale_by_neg_lr(direction, learning_rate, state.count)
-        return step, MomentumState(increment(state.count), cast_tree(velocity, accumulator_dtype))
+        step = scale_by_neg_lr(direction, learning_rate, count)
+        return step, state_type(increment(count), cast_tree(velocity, accumulator_dtype))
 
     return GradientTransformationExtraArgs(init, update)
-
-
-_heavy_ball = momentum  # for sgd, whose ``momentum`` argument shadows the function
 
 
 def nesterov(learning_rate: ScalarOrSchedule, beta: Any = 0.9,
