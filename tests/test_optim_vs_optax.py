@@ -73,6 +73,13 @@ PAIRS = {
     "amsgrad_custom": (lambda: optim.amsgrad(0.02, b1=0.6, b2=0.9, eps=1e-5, eps_root=1e-8),
                        lambda: optax.amsgrad(0.02, b1=0.6, b2=0.9, eps=1e-5, eps_root=1e-8)),
     "lion": (lambda: optim.lion(0.003), lambda: optax.lion(0.003)),
+    "sgd_momentum_nesterov": (lambda: optim.sgd(0.02, 0.7, True), lambda: optax.sgd(0.02, 0.7, True)),
+    "rmsprop_positional_bias_correction": (lambda: optim.rmsprop(0.01, 0.8, 1e-6, 0.1, False, True, 0.5, False, True),
+                                           lambda: optax.rmsprop(0.01, 0.8, 1e-6, 0.1, False, True, 0.5, False, True)),
+    "amsgrad_no_bias_correction": (lambda: optim.amsgrad(0.02, 0.6, 0.9, 1e-5, 0.0, None, False, False),
+                                   lambda: optax.amsgrad(0.02, 0.6, 0.9, 1e-5, 0.0, None, False, False)),
+    "lion_positional_mask": (lambda: optim.lion(0.01, 0.8, 0.95, None, 0.1, {"dense": True, "extra": False}),
+                             lambda: optax.lion(0.01, 0.8, 0.95, None, 0.1, {"dense": True, "extra": False})),
     "lion_custom": (lambda: optim.lion(0.01, b1=0.8, b2=0.95, weight_decay=0.1),
                     lambda: optax.lion(0.01, b1=0.8, b2=0.95, weight_decay=0.1)),
 }

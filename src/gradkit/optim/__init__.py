@@ -8,6 +8,7 @@ from gradkit.optim.first_order import (
     LionState,
     MomentumState,
     RmspropState,
+    SgdMomentumState,
     SgdState,
     adabelief,
     adagrad,
@@ -43,7 +44,7 @@ from gradkit.optim.newton import (
     newton_cg_trust_region,
     newton_root,
 )
-from gradkit.optim.sam import SamState, asam, sam, sam_perturbation
+from gradkit.optim.sam import SamAdversaryState, SamState, asam, sam, sam_perturbation
 
 FIRST_ORDER = {
     "sgd": sgd,
@@ -96,7 +97,9 @@ __all__ = [
     "LionState",
     "MomentumState",
     "RmspropState",
+    "SamAdversaryState",
     "SamState",
+    "SgdMomentumState",
     "SgdState",
     "adabelief",
     "adagrad",

@@ -4,12 +4,14 @@ agree to rounding)."""
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from gradkit.derivatives import tree_mismatch
@@ -18,38 +20,72 @@ PyTree = Any
 ScalarOrSchedule = float | jax.Array | Callable[[jax.Array], jax.Array]
 
 
-def _is_concrete_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+def concrete_scalar(value: Any) -> float | None:
+    """The value of a Python real number or of a concrete (not traced) real 0-d array, else
+    ``None`` (schedules, traced hyperparameters, arrays with axes pass unchecked)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)) and not isinstance(value, jax.core.Tracer):
+        if np.ndim(value) == 0 and np.isrealobj(value):
+            return float(value)
+    return None
 
 
 def check_learning_rate(name: str, learning_rate: ScalarOrSchedule) -> None:
-    """A Python-number learning rate must be > 0 (traced arrays and schedules pass)."""
-    if _is_concrete_number(learning_rate) and not learning_rate > 0:
-        raise ValueError(f"{name}: learning_rate must be > 0, got {learning_rate}")
+    """A concrete learning rate (Python number or 0-d array) must be finite and > 0; traced arrays
+    and schedules pass."""
+    value = concrete_scalar(learning_rate)
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: learning_rate must be a finite number > 0, got {learning_rate}")
 
 
 def check_decay(name: str, arg: str, value: Any) -> None:
-    """A Python-number decay rate (b1, b2, momentum, ...) must lie in [0, 1)."""
-    if _is_concrete_number(value) and not 0 <= value < 1:
+    """A concrete decay rate (b1, b2, momentum, ...) must lie in [0, 1) (NaN is rejected)."""
+    v = concrete_scalar(value)
+    if v is not None and not 0 <= v < 1:
         raise ValueError(f"{name}: {arg} must be in [0, 1), got {value}")
 
 
 def check_betas(name: str, b1: Any, b2: Any) -> None:
-    """Python-number ``b1`` and ``b2`` must lie in [0, 1)."""
+    """Concrete ``b1`` and ``b2`` must lie in [0, 1)."""
     check_decay(name, "b1", b1)
     check_decay(name, "b2", b2)
 
 
 def check_nonnegative(name: str, arg: str, value: Any) -> None:
-    """A Python-number epsilon (or similar) must be >= 0."""
-    if _is_concrete_number(value) and value < 0:
+    """A concrete epsilon (or similar) must be >= 0 (NaN is rejected)."""
+    v = concrete_scalar(value)
+    if v is not None and not v >= 0:
         raise ValueError(f"{name}: {arg} must be >= 0, got {value}")
 
 
 def check_positive(name: str, arg: str, value: Any) -> None:
-    """A Python-number (e.g. rho, window) must be > 0."""
-    if _is_concrete_number(value) and not value > 0:
+    """A concrete ``value`` (e.g. rho) must be > 0 (NaN is rejected)."""
+    v = concrete_scalar(value)
+    if v is not None and not v > 0:
         raise ValueError(f"{name}: {arg} must be > 0, got {value}")
+
+
+def check_dtype(name: str, arg: str, dtype: Any) -> Any:
+    """``None`` or a dtype jax understands (returned canonicalized, as optax does)."""
+    if dtype is None:
+        return None
+    try:
+        return jax.dtypes.canonicalize_dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"{name}: {arg} must be a dtype or None, got {dtype!r}") from err
+
+
+def check_float_params(name: str, params: PyTree) -> None:
+    """Every params leaf must be floating-point or complex: an integer leaf would get
+    integer (truncated, usually zero) updates."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            raise TypeError(f"{name}.init: params must be floating-point or complex arrays; the leaf at "
+                            f"{jax.tree_util.keystr(path) or 'the root'} has dtype {dtype}")
 
 
 def check_tree_match(name: str, updates: PyTree, reference: PyTree) -> None:
@@ -58,6 +94,25 @@ def check_tree_match(name: str, updates: PyTree, reference: PyTree) -> None:
     problem = tree_mismatch(reference, updates, "updates")
     if problem:
         raise ValueError(f"{name}.update: {problem}")
+
+
+def check_update_args(name: str, updates: PyTree, reference: PyTree, params: PyTree) -> None:
+    """``updates`` shaped like the state's params-shaped ``reference`` and, when given, like ``params``."""
+    check_tree_match(name, updates, reference)
+    if params is not None:
+        problem = tree_mismatch(params, updates, "updates")
+        if problem:
+            raise ValueError(f"{name}.update: {problem} (the params passed to update)")
+
+
+def abs_sq(x: jax.Array) -> jax.Array:
+    """``|x|² = x · conj(x)`` (real part), which is ``x²`` for real ``x`` (optax's ``abs_sq``)."""
+    return (x.conj() * x).real if jnp.iscomplexobj(x) else x * x
+
+
+def cast_tree(tree: PyTree, dtype: Any) -> PyTree:
+    """Cast every leaf to ``dtype`` (no-op when ``dtype`` is None)."""
+    return tree if dtype is None else jax.tree.map(lambda x: x.astype(dtype), tree)
 
 
 def learning_rate_at(learning_rate: ScalarOrSchedule, count: jax.Array) -> Any:
@@ -81,8 +136,12 @@ def zero_count() -> jax.Array:
 
 
 def ema(updates: PyTree, moment: PyTree, decay: Any, order: int = 1) -> PyTree:
-    """``m ← (1 - β) g^order + β m`` leaf by leaf."""
-    return jax.tree.map(lambda g, m: (1 - decay) * (g**order) + decay * m, updates, moment)
+    """``m ← (1 - β) g + β m`` (``order=1``) or ``s ← (1 - β) |g|² + β s`` (``order=2``, ``g²``
+    for real ``g``, ``g · conj(g)`` for complex, as optax), leaf by leaf."""
+    power = (lambda g: g) if order == 1 else abs_sq
+    if order not in (1, 2):
+        raise ValueError(f"ema: order must be 1 or 2, got {order}")
+    return jax.tree.map(lambda g, m: (1 - decay) * power(g) + decay * m, updates, moment)
 
 
 def bias_correct_pair(mu: PyTree, nu: PyTree, b1: Any, b2: Any, count: jax.Array) -> tuple[PyTree, PyTree]:
@@ -100,3 +159,17 @@ def bias_correct(moment: PyTree, decay: Any, count: jax.Array) -> PyTree:
     """``m̂ = m / (1 - β^t)``, the correction computed in full precision then cast."""
     correction = 1 - decay**count
     return jax.tree.map(lambda m: m / jnp.asarray(correction).astype(m.dtype), moment)
+
+
+def deterministic_sum(x: jax.Array) -> jax.Array:
+    """``Σ x`` over all elements as a fixed pairwise tree of elementwise adds (pad to even, add
+    the halves, repeat): the association never depends on how XLA tiles a reduce for the batch
+    shape it is compiled for, so a run's result is bit-identical in any vmapped batch.
+    Pairwise summation also keeps the rounding error at ``O(log n) ε``."""
+    flat = jnp.ravel(x)
+    while flat.shape[0] > 1:
+        if flat.shape[0] % 2:
+            flat = jnp.concatenate([flat, jnp.zeros((1,), flat.dtype)])
+        half = flat.shape[0] // 2
+        flat = flat[:half] + flat[half:]
+    return flat[0] if flat.shape[0] else jnp.zeros((), x.dtype)

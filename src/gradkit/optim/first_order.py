@@ -11,29 +11,38 @@ keyword chooses (default: optax's form).
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Literal, NamedTuple
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from gradkit.optim._common import (
     PyTree,
     ScalarOrSchedule,
+    abs_sq,
     bias_correct,
     bias_correct_pair,
+    cast_tree,
     check_betas,
     check_decay,
+    check_dtype,
+    check_float_params,
     check_learning_rate,
     check_nonnegative,
-    check_tree_match,
+    check_update_args,
+    concrete_scalar,
     ema,
     increment,
+    learning_rate_at,
     scale_by_neg_lr,
     zero_count,
 )
 
-GradientTransformation = optax.GradientTransformation
+GradientTransformationExtraArgs = optax.GradientTransformationExtraArgs
 
 
 # --------------------------------------------------------------------------------------
@@ -43,6 +52,7 @@ GradientTransformation = optax.GradientTransformation
 
 class SgdState(NamedTuple):
     count: jax.Array
+    shapes: PyTree  # zero-size arrays of shape (0, *leaf.shape): the params' layout at no memory cost
 
 
 class MomentumState(NamedTuple):
@@ -50,19 +60,51 @@ class MomentumState(NamedTuple):
     velocity: PyTree
 
 
-def sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
-    """Gradient descent: ``u = -η_t g``."""
+class SgdMomentumState(NamedTuple):
+    """State of ``sgd(lr, momentum=β)``: the velocity under optax's field name ``trace`` (so
+    ``optax.tree.get(state, "trace")`` works as with optax's sgd)."""
+
+    count: jax.Array
+    trace: PyTree
+
+
+def _shape_witness(params: PyTree) -> PyTree:
+    return jax.tree.map(lambda p: jnp.zeros((0,) + jnp.shape(p), jnp.result_type(p)), params)
+
+
+def _check_witness(name: str, updates: PyTree, shapes: PyTree, params: PyTree) -> None:
+    reference = jax.tree.map(lambda w: jax.ShapeDtypeStruct(w.shape[1:], w.dtype), shapes)
+    check_update_args(name, updates, reference, params)
+
+
+def sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: Any = None,
+    nesterov: bool = False,
+    accumulator_dtype: Any = None,
+) -> GradientTransformationExtraArgs:
+    """Gradient descent, optax's ``sgd`` exactly (same positional order, names and defaults).
+
+    ``u = -η_t g``; with ``momentum=β`` (heavy ball, see :func:`momentum`): ``v ← β v + g``,
+    ``u = -η_t v``, or with ``nesterov=True`` ``u = -η_t (g + β v)``.  ``accumulator_dtype``:
+    dtype of ``v`` (default: the params').
+    """
+    if momentum is not None:
+        return _momentum("sgd", learning_rate, momentum, "heavy_ball", nesterov, accumulator_dtype, SgdMomentumState)
     check_learning_rate("sgd", learning_rate)
+    check_dtype("sgd", "accumulator_dtype", accumulator_dtype)
 
     def init(params: PyTree) -> SgdState:
-        del params
-        return SgdState(zero_count())
+        check_float_params("sgd", params)
+        return SgdState(zero_count(), _shape_witness(params))
 
-    def update(updates: PyTree, state: SgdState, params: PyTree = None) -> tuple[PyTree, SgdState]:
-        del params
-        return scale_by_neg_lr(updates, learning_rate, state.count), SgdState(increment(state.count))
+    def update(updates: PyTree, state: SgdState, params: PyTree = None, **extra_args: Any
+               ) -> tuple[PyTree, SgdState]:
+        del extra_args
+        _check_witness("sgd", updates, state.shapes, params)
+        return scale_by_neg_lr(updates, learning_rate, state.count), SgdState(increment(state.count), state.shapes)
 
-    return GradientTransformation(init, update)
+    return GradientTransformationExtraArgs(init, update)
 
 
 def momentum(
@@ -70,43 +112,57 @@ def momentum(
     beta: Any = 0.9,
     form: Literal["heavy_ball", "ema"] = "heavy_ball",
     nesterov: bool = False,
-) -> GradientTransformation:
-    """Momentum in two forms.
+    *,
+    accumulator_dtype: Any = None,
+) -> GradientTransformationExtraArgs:
+    """Momentum in two forms (gradkit's entry point; ``sgd(lr, momentum=β)`` is optax's).
 
-    * ``form="heavy_ball"`` (optax ``sgd(momentum=β)``): ``v ← β v + g``;
+    * ``form="heavy_ball"`` (optax ``sgd(momentum=β)``, exactly): ``v ← β v + g``;
       ``u = -η_t v``, or with Nesterov ``u = -η_t (g + β v)``.
-    * ``form="ema"`` (seed 002): ``v ← β v + (1 - β) g``;
+    * ``form="ema"`` (seed 002, deliberately not optax's): ``v ← β v + (1 - β) g``;
       ``u = -η_t v``, or with Nesterov ``u = -η_t (β v + (1 - β) g)``.
 
     The forms coincide up to rescaling ``η`` by ``1/(1 - β)`` at steady state but
-    differ in the transient (the EMA starts at ``(1 - β) g``).
+    differ in the transient (the EMA starts at ``(1 - β) g``).  ``accumulator_dtype``:
+    dtype of ``v`` (default: the params').
     """
-    check_learning_rate("momentum", learning_rate)
-    check_decay("momentum", "beta", beta)
+    return _momentum("momentum", learning_rate, beta, form, nesterov, accumulator_dtype, MomentumState)
+
+
+def _momentum(name: str, learning_rate: ScalarOrSchedule, beta: Any, form: str, nesterov: bool,
+              accumulator_dtype: Any, state_type: type) -> GradientTransformationExtraArgs:
+    """:func:`momentum` with the state ``state_type(count, velocity)`` (field names differ)."""
+    check_learning_rate(name, learning_rate)
+    check_decay(name, "beta" if name == "momentum" else "momentum", beta)
     if form not in ("heavy_ball", "ema"):
-        raise ValueError(f"momentum: form must be 'heavy_ball' or 'ema', got {form!r}")
+        raise ValueError(f"{name}: form must be 'heavy_ball' or 'ema', got {form!r}")
+    accumulator_dtype = check_dtype(name, "accumulator_dtype", accumulator_dtype)
     ema_form = form == "ema"
 
     def accumulate(g: jax.Array, v: jax.Array) -> jax.Array:
         return (1 - beta) * g + beta * v if ema_form else g + beta * v
 
-    def init(params: PyTree) -> MomentumState:
-        return MomentumState(zero_count(), optax.tree.zeros_like(params))
+    def init(params: PyTree) -> Any:
+        check_float_params(name, params)
+        return state_type(zero_count(), optax.tree.zeros_like(params, dtype=accumulator_dtype))
 
-    def update(updates: PyTree, state: MomentumState, params: PyTree = None) -> tuple[PyTree, MomentumState]:
-        del params
-        check_tree_match("momentum", updates, state.velocity)
-        velocity = jax.tree.map(accumulate, updates, state.velocity)
+    def update(updates: PyTree, state: Any, params: PyTree = None, **extra_args: Any) -> tuple[PyTree, Any]:
+        del extra_args
+        count, trace = state
+        check_update_args(name, updates, trace, params)
+        velocity = jax.tree.map(accumulate, updates, trace)
         direction = jax.tree.map(accumulate, updates, velocity) if nesterov else velocity
-        return scale_by_neg_lr(direction, learning_rate, state.count), MomentumState(increment(state.count), velocity)
+        step = scale_by_neg_lr(direction, learning_rate, count)
+        return step, state_type(increment(count), cast_tree(velocity, accumulator_dtype))
 
-    return GradientTransformation(init, update)
+    return GradientTransformationExtraArgs(init, update)
 
 
 def nesterov(learning_rate: ScalarOrSchedule, beta: Any = 0.9,
-             form: Literal["heavy_ball", "ema"] = "heavy_ball") -> GradientTransformation:
+             form: Literal["heavy_ball", "ema"] = "heavy_ball", *, accumulator_dtype: Any = None
+             ) -> GradientTransformationExtraArgs:
     """Nesterov momentum: ``v ← β v + g``, ``u = -η_t (g + β v)`` (see :func:`momentum`)."""
-    return momentum(learning_rate, beta, form=form, nesterov=True)
+    return momentum(learning_rate, beta, form=form, nesterov=True, accumulator_dtype=accumulator_dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -121,28 +177,30 @@ class AdagradState(NamedTuple):
 
 def adagrad(
     learning_rate: ScalarOrSchedule, initial_accumulator_value: Any = 0.1, eps: Any = 1e-7
-) -> GradientTransformation:
-    """Adagrad: ``G ← G + g²``;  ``u = -η_t g / sqrt(G + ε)`` (0 where ``G = 0``).
+) -> GradientTransformationExtraArgs:
+    """Adagrad, optax's signature: ``G ← G + |g|²``;  ``u = -η_t g / sqrt(G + ε)`` (0 where ``G = 0``).
 
-    Defaults follow optax (``G_0 = 0.1``, ``ε = 1e-7``).
+    Defaults follow optax (``G_0 = 0.1``, ``ε = 1e-7``); ``|g|² = g · conj(g)`` for complex ``g``.
     """
     check_learning_rate("adagrad", learning_rate)
     check_nonnegative("adagrad", "eps", eps)
     check_nonnegative("adagrad", "initial_accumulator_value", initial_accumulator_value)
 
     def init(params: PyTree) -> AdagradState:
+        check_float_params("adagrad", params)
         return AdagradState(zero_count(), optax.tree.full_like(params, initial_accumulator_value))
 
-    def update(updates: PyTree, state: AdagradState, params: PyTree = None) -> tuple[PyTree, AdagradState]:
-        del params
-        check_tree_match("adagrad", updates, state.sum_of_squares)
-        sums = jax.tree.map(lambda g, s: g * g + s, updates, state.sum_of_squares)
+    def update(updates: PyTree, state: AdagradState, params: PyTree = None, **extra_args: Any
+               ) -> tuple[PyTree, AdagradState]:
+        del extra_args
+        check_update_args("adagrad", updates, state.sum_of_squares, params)
+        sums = jax.tree.map(lambda g, s: abs_sq(g) + s, updates, state.sum_of_squares)
         direction = jax.tree.map(
             lambda g, s: jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g, updates, sums
         )
         return scale_by_neg_lr(direction, learning_rate, state.count), AdagradState(increment(state.count), sums)
 
-    return GradientTransformation(init, update)
+    return GradientTransformationExtraArgs(init, update)
 
 
 class RmspropState(NamedTuple):
@@ -156,37 +214,45 @@ def rmsprop(
     learning_rate: ScalarOrSchedule,
     decay: Any = 0.9,
     eps: Any = 1e-8,
+    initial_scale: Any = 0.0,
     eps_in_sqrt: bool = True,
     centered: bool = False,
     momentum: Any = None,
     nesterov: bool = False,
-    initial_scale: Any = 0.0,
-) -> GradientTransformation:
-    """RMSProp.
+    bias_correction: bool = False,
+) -> GradientTransformationExtraArgs:
+    """RMSProp, optax's signature (same positional order, names and defaults).
 
-    ``s ← γ s + (1 - γ) g²`` (centered: also ``m ← γ m + (1 - γ) g`` and use
-    ``s - m²``);  ``d = g / sqrt(s + ε)`` (``eps_in_sqrt=True``, optax's and the
-    seed's form) or ``d = g / (sqrt(s) + ε)`` (PyTorch's form);  ``u = -η_t d``,
-    or with momentum ``β``: ``v ← β v + (-η_t d)``, ``u = v`` (Nesterov:
-    ``u = -η_t d + β v``), the learning rate applied before the momentum as optax does.
+    ``s ← γ s + (1 - γ) |g|²`` (centered: also ``m ← γ m + (1 - γ) g`` and use
+    ``s - |m|²``); with ``bias_correction`` ``ŝ = s / (1 - γ^t)`` (and ``m̂``), else ``ŝ = s``;
+    ``d = g / sqrt(ŝ + ε)`` (``eps_in_sqrt=True``, optax's and the seed's form) or
+    ``d = g / (sqrt(ŝ) + ε)`` (PyTorch's form);  ``u = -η_t d``, or with momentum ``β``:
+    ``v ← β v + (-η_t d)``, ``u = v`` (Nesterov: ``u = -η_t d + β v``), the learning rate
+    applied before the momentum as optax does.
     """
     check_learning_rate("rmsprop", learning_rate)
     check_decay("rmsprop", "decay", decay)
     check_nonnegative("rmsprop", "eps", eps)
+    check_nonnegative("rmsprop", "initial_scale", initial_scale)
     if momentum is not None:
         check_decay("rmsprop", "momentum", momentum)
 
     def init(params: PyTree) -> RmspropState:
+        check_float_params("rmsprop", params)
         mu = optax.tree.zeros_like(params) if centered else ()
         velocity = optax.tree.zeros_like(params) if momentum is not None else ()
         return RmspropState(zero_count(), optax.tree.full_like(params, initial_scale), mu, velocity)
 
-    def update(updates: PyTree, state: RmspropState, params: PyTree = None) -> tuple[PyTree, RmspropState]:
-        del params
-        check_tree_match("rmsprop", updates, state.nu)
+    def update(updates: PyTree, state: RmspropState, params: PyTree = None, **extra_args: Any
+               ) -> tuple[PyTree, RmspropState]:
+        del extra_args
+        check_update_args("rmsprop", updates, state.nu, params)
+        count = increment(state.count)
         nu = ema(updates, state.nu, decay, 2)
         mu = ema(updates, state.mu, decay, 1) if centered else state.mu
-        variance = jax.tree.map(lambda n, m: n - m * m, nu, mu) if centered else nu
+        nu_hat, mu_hat = (bias_correct(nu, decay, count), bias_correct(mu, decay, count)) if bias_correction \
+            else (nu, mu)
+        variance = jax.tree.map(lambda n, m: n - abs_sq(m), nu_hat, mu_hat) if centered else nu_hat
         if eps_in_sqrt:
             direction = jax.tree.map(lambda v, g: jax.lax.rsqrt(v + eps) * g, variance, updates)
         else:
@@ -196,9 +262,9 @@ def rmsprop(
         if momentum is not None:
             velocity = jax.tree.map(lambda s, v: s + momentum * v, step, state.velocity)
             step = jax.tree.map(lambda s, v: s + momentum * v, step, velocity) if nesterov else velocity
-        return step, RmspropState(increment(state.count), nu, mu, velocity)
+        return step, RmspropState(count, nu, mu, velocity)
 
-    return GradientTransformation(init, update)
+    return GradientTransformationExtraArgs(init, update)
 
 
 # --------------------------------------------------------------------------------------
@@ -212,9 +278,19 @@ class AdamState(NamedTuple):
     nu: PyTree
 
 
+def _adam_init(name: str, mu_dtype: Any) -> Callable[[PyTree], AdamState]:
+    """Zero first moment (in ``mu_dtype``) and second moment (distinct buffers), zero step count."""
+
+    def init(params: PyTree) -> AdamState:
+        check_float_params(name, params)
+        return AdamState(zero_count(), optax.tree.zeros_like(params, dtype=mu_dtype), optax.tree.zeros_like(params))
+
+    return init
+
+
 def init_adam_state(params: PyTree) -> AdamState:
     """Zero first and second moments (distinct buffers) and a zero step count."""
-    return AdamState(zero_count(), optax.tree.zeros_like(params), optax.tree.zeros_like(params))
+    return _adam_init("adam", None)(params)
 
 
 def adam(
@@ -223,37 +299,43 @@ def adam(
     b2: Any = 0.999,
     eps: Any = 1e-8,
     eps_root: Any = 0.0,
+    mu_dtype: Any = None,
+    *,
     nesterov: bool = False,
     eps_in_sqrt: bool = False,
-) -> GradientTransformation:
-    """Adam (Kingma & Ba 2015).
+) -> GradientTransformationExtraArgs:
+    """Adam (Kingma & Ba 2015), optax's signature (``eps_in_sqrt`` is gradkit's, keyword-only).
 
-    ``m ← β1 m + (1 - β1) g``;  ``s ← β2 s + (1 - β2) g²``;
+    ``m ← β1 m + (1 - β1) g``;  ``s ← β2 s + (1 - β2) |g|²``;
     ``m̂ = m / (1 - β1^t)``, ``ŝ = s / (1 - β2^t)``;
     ``u = -η_t m̂ / (sqrt(ŝ + ε_root) + ε)`` (optax's form), or with
-    ``eps_in_sqrt=True`` the seed's ``u = -η_t m̂ / sqrt(ŝ + ε)``.
+    ``eps_in_sqrt=True`` the seed's ``u = -η_t m̂ / sqrt(ŝ + ε_root + ε)``.
     ``nesterov=True`` (NAdam, Dozat 2016) uses
-    ``m̂ = β1 m / (1 - β1^{t+1}) + (1 - β1) g / (1 - β1^t)``.
+    ``m̂ = β1 m / (1 - β1^{t+1}) + (1 - β1) g / (1 - β1^t)``.  ``m`` is stored in
+    ``mu_dtype`` (default: the params' dtype); ``|g|² = g · conj(g)`` for complex ``g``.
     """
     check_learning_rate("adam", learning_rate)
     check_betas("adam", b1, b2)
     check_nonnegative("adam", "eps", eps)
     check_nonnegative("adam", "eps_root", eps_root)
+    mu_dtype = check_dtype("adam", "mu_dtype", mu_dtype)
 
     def denominator(v: jax.Array) -> jax.Array:
         return jnp.sqrt(v + eps_root + eps) if eps_in_sqrt else jnp.sqrt(v + eps_root) + eps
 
-    def update(updates: PyTree, state: AdamState, params: PyTree = None) -> tuple[PyTree, AdamState]:
-        del params
-        check_tree_match("adam", updates, state.mu)
+    def update(updates: PyTree, state: AdamState, params: PyTree = None, **extra_args: Any
+               ) -> tuple[PyTree, AdamState]:
+        del extra_args
+        check_update_args("adam", updates, state.nu, params)
         mu = ema(updates, state.mu, b1, 1)
         nu = ema(updates, state.nu, b2, 2)
         count = increment(state.count)
         mu_hat, nu_hat = _adam_moments_hat(mu, nu, updates, b1, b2, count, nesterov)
         direction = jax.tree.map(lambda m, v: m / denominator(v), mu_hat, nu_hat)
-        return scale_by_neg_lr(direction, learning_rate, state.count), AdamState(count, mu, nu)
+        step = scale_by_neg_lr(direction, learning_rate, state.count)
+        return step, AdamState(count, cast_tree(mu, mu_dtype), nu)
 
-    return GradientTransformation(init_adam_state, update)
+    return GradientTransformationExtraArgs(_adam_init("adam", mu_dtype), update)
 
 
 def _adam_moments_hat(mu: PyTree, nu: PyTree, grads: PyTree, b1: Any, b2: Any, count: jax.Array,
@@ -274,14 +356,14 @@ def _nesterov_mu_hat(mu: PyTree, grads: PyTree, b1: Any, count: jax.Array) -> Py
 
 
 def nadam(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
-          eps_root: Any = 0.0) -> GradientTransformation:
-    """NAdam: Adam with Nesterov's look-ahead first moment (see :func:`adam`, ``nesterov=True``)."""
-    return adam(learning_rate, b1, b2, eps, eps_root, nesterov=True)
+          eps_root: Any = 0.0, mu_dtype: Any = None, *, nesterov: bool = True) -> GradientTransformationExtraArgs:
+    """NAdam, optax's signature: Adam with Nesterov's look-ahead first moment (see :func:`adam`)."""
+    return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
 
 
 def adamax(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8
-           ) -> GradientTransformation:
-    """AdaMax (Adam with the infinity norm).
+           ) -> GradientTransformationExtraArgs:
+    """AdaMax (Adam with the infinity norm), optax's signature.
 
     ``m ← β1 m + (1 - β1) g``;  ``s ← max(|g| + ε, β2 s)``;  ``u = -η_t m / ((1 - β1^t) s)``.
     """
@@ -289,16 +371,17 @@ def adamax(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps:
     check_betas("adamax", b1, b2)
     check_nonnegative("adamax", "eps", eps)
 
-    def update(updates: PyTree, state: AdamState, params: PyTree = None) -> tuple[PyTree, AdamState]:
-        del params
-        check_tree_match("adamax", updates, state.mu)
+    def update(updates: PyTree, state: AdamState, params: PyTree = None, **extra_args: Any
+               ) -> tuple[PyTree, AdamState]:
+        del extra_args
+        check_update_args("adamax", updates, state.mu, params)
         count = increment(state.count)
         mu = ema(updates, state.mu, b1, 1)
         nu = jax.tree.map(lambda g, s: jnp.maximum(jnp.abs(g) + eps, b2 * s), updates, state.nu)
         direction = jax.tree.map(lambda m, s: m / s, bias_correct(mu, b1, count), nu)
         return scale_by_neg_lr(direction, learning_rate, state.count), AdamState(count, mu, nu)
 
-    return GradientTransformation(init_adam_state, update)
+    return GradientTransformationExtraArgs(_adam_init("adamax", None), update)
 
 
 def adabelief(
@@ -307,11 +390,12 @@ def adabelief(
     b2: Any = 0.999,
     eps: Any = 1e-16,
     eps_root: Any = 1e-16,
+    *,
     nesterov: bool = False,
-) -> GradientTransformation:
-    """AdaBelief (Zhuang et al. 2020): scale by the belief in the observed gradient.
+) -> GradientTransformationExtraArgs:
+    """AdaBelief (Zhuang et al. 2020), optax's signature: scale by the belief in the gradient.
 
-    ``m ← β1 m + (1 - β1) g``;  ``s ← β2 s + (1 - β2)(g - m)² + ε_root``;
+    ``m ← β1 m + (1 - β1) g``;  ``s ← β2 s + (1 - β2)|g - m|² + ε_root``;
     ``u = -η_t m̂ / (sqrt(ŝ) + ε)`` with bias corrections as in Adam (optax's defaults).
     """
     check_learning_rate("adabelief", learning_rate)
@@ -319,9 +403,10 @@ def adabelief(
     check_nonnegative("adabelief", "eps", eps)
     check_nonnegative("adabelief", "eps_root", eps_root)
 
-    def update(updates: PyTree, state: AdamState, params: PyTree = None) -> tuple[PyTree, AdamState]:
-        del params
-        check_tree_match("adabelief", updates, state.mu)
+    def update(updates: PyTree, state: AdamState, params: PyTree = None, **extra_args: Any
+               ) -> tuple[PyTree, AdamState]:
+        del extra_args
+        check_update_args("adabelief", updates, state.mu, params)
         mu = ema(updates, state.mu, b1, 1)
         surprise = jax.tree.map(lambda g, m: g - m, updates, mu)
         nu = jax.tree.map(lambda s: s + eps_root, ema(surprise, state.nu, b2, 2))
@@ -330,7 +415,7 @@ def adabelief(
         direction = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat)
         return scale_by_neg_lr(direction, learning_rate, state.count), AdamState(count, mu, nu)
 
-    return GradientTransformation(init_adam_state, update)
+    return GradientTransformationExtraArgs(_adam_init("adabelief", None), update)
 
 
 class AmsgradState(NamedTuple):
@@ -341,32 +426,44 @@ class AmsgradState(NamedTuple):
 
 
 def amsgrad(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
-            eps_root: Any = 0.0) -> GradientTransformation:
-    """AMSGrad (Reddi et al. 2018): Adam with a non-decreasing second moment.
+            eps_root: Any = 0.0, mu_dtype: Any = None, bias_correction_mu: bool = True,
+            bias_correction_nu: bool = True) -> GradientTransformationExtraArgs:
+    """AMSGrad (Reddi et al. 2018), optax's signature: Adam with a non-decreasing second moment.
 
-    ``ŝ_max ← max(ŝ_max, s / (1 - β2^t))``;  ``u = -η_t m̂ / (sqrt(ŝ_max + ε_root) + ε)``.
+    ``ŝ_max ← max(ŝ_max, ŝ)``;  ``u = -η_t m̂ / (sqrt(ŝ_max + ε_root) + ε)``, where ``m̂``/``ŝ``
+    are bias-corrected (``m/(1-β1^t)``, ``s/(1-β2^t)``) unless ``bias_correction_mu``/``_nu`` is
+    False (the paper's form); ``s`` averages ``|g|²``; ``m`` is stored in ``mu_dtype``.
     """
     check_learning_rate("amsgrad", learning_rate)
     check_betas("amsgrad", b1, b2)
     check_nonnegative("amsgrad", "eps", eps)
     check_nonnegative("amsgrad", "eps_root", eps_root)
+    mu_dtype = check_dtype("amsgrad", "mu_dtype", mu_dtype)
 
     def init(params: PyTree) -> AmsgradState:
+        check_float_params("amsgrad", params)
         # distinct buffers (not one shared zeros tree), so the state can be donated
-        return AmsgradState(zero_count(), *(optax.tree.zeros_like(params) for _ in range(3)))
+        return AmsgradState(zero_count(), optax.tree.zeros_like(params, dtype=mu_dtype),
+                            *(optax.tree.zeros_like(params) for _ in range(2)))
 
-    def update(updates: PyTree, state: AmsgradState, params: PyTree = None) -> tuple[PyTree, AmsgradState]:
-        del params
-        check_tree_match("amsgrad", updates, state.mu)
+    def update(updates: PyTree, state: AmsgradState, params: PyTree = None, **extra_args: Any
+               ) -> tuple[PyTree, AmsgradState]:
+        del extra_args
+        check_update_args("amsgrad", updates, state.nu, params)
         mu = ema(updates, state.mu, b1, 1)
         nu = ema(updates, state.nu, b2, 2)
         count = increment(state.count)
-        mu_hat, nu_hat = bias_correct_pair(mu, nu, b1, b2, count)
+        if bias_correction_mu and bias_correction_nu:
+            mu_hat, nu_hat = bias_correct_pair(mu, nu, b1, b2, count)
+        else:
+            mu_hat = bias_correct(mu, b1, count) if bias_correction_mu else mu
+            nu_hat = bias_correct(nu, b2, count) if bias_correction_nu else nu
         nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu_hat)
         direction = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_max)
-        return scale_by_neg_lr(direction, learning_rate, state.count), AmsgradState(count, mu, nu, nu_max)
+        step = scale_by_neg_lr(direction, learning_rate, state.count)
+        return step, AmsgradState(count, cast_tree(mu, mu_dtype), nu, nu_max)
 
-    return GradientTransformation(init, update)
+    return GradientTransformationExtraArgs(init, update)
 
 
 class LionState(NamedTuple):
@@ -374,30 +471,53 @@ class LionState(NamedTuple):
     mu: PyTree
 
 
-def lion(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.99, weight_decay: Any = 1e-3
-         ) -> GradientTransformation:
-    """Lion (Chen et al. 2023), optax's defaults.
+def _mask_tree(mask: Any, params: PyTree) -> PyTree:
+    """A boolean per params leaf from ``mask`` (a prefix tree of booleans, or a callable of params)."""
+    tree = mask(params) if callable(mask) else mask
+    return jax.tree.map(lambda m, sub: jax.tree.map(lambda _: m, sub), tree, params)
 
-    ``d = sign((1 - β1) g + β1 m) + λ w``;  ``m ← β2 m + (1 - β2) g``;  ``u = -η_t d``.
+
+def lion(
+    learning_rate: ScalarOrSchedule,
+    b1: Any = 0.9,
+    b2: Any = 0.99,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-3,
+    mask: Any = None,
+) -> GradientTransformationExtraArgs:
+    """Lion (Chen et al. 2023), optax's signature and defaults.
+
+    ``d = sign((1 - β1) g + β1 m) + λ_t w``;  ``m ← β2 m + (1 - β2) g``;  ``u = -η_t d``.
+    ``λ_t`` is a constant or a schedule of the step count; ``mask`` (a prefix tree of booleans,
+    or a callable of params returning one) limits the decay to the leaves marked True;
+    ``m`` is stored in ``mu_dtype``.
     """
     check_learning_rate("lion", learning_rate)
     check_betas("lion", b1, b2)
-    check_nonnegative("lion", "weight_decay", weight_decay)
+    if not callable(weight_decay):
+        check_nonnegative("lion", "weight_decay", weight_decay)
+    mu_dtype = check_dtype("lion", "mu_dtype", mu_dtype)
+    no_decay = concrete_scalar(weight_decay) == 0.0
 
     def init(params: PyTree) -> LionState:
-        return LionState(zero_count(), optax.tree.zeros_like(params))
+        check_float_params("lion", params)
+        return LionState(zero_count(), optax.tree.zeros_like(params, dtype=mu_dtype))
 
-    def update(updates: PyTree, state: LionState, params: PyTree = None) -> tuple[PyTree, LionState]:
-        check_tree_match("lion", updates, state.mu)
+    def update(updates: PyTree, state: LionState, params: PyTree = None, **extra_args: Any
+               ) -> tuple[PyTree, LionState]:
+        del extra_args
+        check_update_args("lion", updates, state.mu, params)
         direction = jax.tree.map(lambda g, m: jnp.sign((1.0 - b1) * g + b1 * m), updates, state.mu)
-        if params is not None:
-            direction = jax.tree.map(lambda d, w: d + weight_decay * w, direction, params)
-        elif not (isinstance(weight_decay, (int, float)) and weight_decay == 0):
-            raise ValueError("lion: weight_decay != 0 needs params in update(updates, state, params)")
-        mu = ema(updates, state.mu, b2, 1)
+        if not no_decay:
+            if params is None:
+                raise ValueError("lion: weight_decay != 0 needs params in update(updates, state, params)")
+            decay = learning_rate_at(weight_decay, state.count)
+            keep = _mask_tree(mask, params) if mask is not None else jax.tree.map(lambda _: True, params)
+            direction = jax.tree.map(lambda d, w, k: d + decay * w if k else d, direction, params, keep)
+        mu = cast_tree(ema(updates, state.mu, b2, 1), mu_dtype)
         return scale_by_neg_lr(direction, learning_rate, state.count), LionState(increment(state.count), mu)
 
-    return GradientTransformation(init, update)
+    return GradientTransformationExtraArgs(init, update)
 
 
 # --------------------------------------------------------------------------------------
@@ -419,7 +539,7 @@ def adasmooth(
     rho2: Any = 0.99,
     eps: Any = 1e-6,
     window: int = 10,
-) -> GradientTransformation:
+) -> GradientTransformationExtraArgs:
     """AdaSmooth (Lu 2022, seed 002): per-coordinate decay from the effective ratio.
 
     With ``Δx`` the last ``M = window`` updates (fewer at the start):
@@ -436,13 +556,16 @@ def adasmooth(
     check_decay("adasmooth", "rho1", rho1)
     check_decay("adasmooth", "rho2", rho2)
     check_nonnegative("adasmooth", "eps", eps)
-    if not isinstance(window, int) or window < 1:
-        raise ValueError(f"adasmooth: window must be a positive int, got {window!r}")
-    if all(isinstance(r, (int, float)) for r in (rho1, rho2)) and not rho2 > rho1:
+    static_window = _static_window(window)
+    r1, r2 = concrete_scalar(rho1), concrete_scalar(rho2)
+    if r1 is not None and r2 is not None and not r2 > r1:
         raise ValueError(f"adasmooth: needs rho2 > rho1, got rho1={rho1}, rho2={rho2}")
 
     def init(params: PyTree) -> AdaSmoothState:
-        history = jax.tree.map(lambda p: jnp.zeros((window,) + jnp.shape(p), jnp.asarray(p).dtype), params)
+        check_float_params("adasmooth", params)
+        if static_window is None:
+            raise ValueError("adasmooth.init: window must be a concrete positive int (it sets the state's shape)")
+        history = jax.tree.map(lambda p: jnp.zeros((static_window,) + jnp.shape(p), jnp.result_type(p)), params)
         sq_avg, net, path = (optax.tree.zeros_like(params) for _ in range(3))  # distinct buffers
         return AdaSmoothState(zero_count(), sq_avg, history, net, path)
 
@@ -450,27 +573,50 @@ def adasmooth(
         moved = path > 0
         return jnp.where(moved, jnp.abs(net) / jnp.where(moved, path, 1.0), 0.0)
 
-    def update(updates: PyTree, state: AdaSmoothState, params: PyTree = None) -> tuple[PyTree, AdaSmoothState]:
-        del params
-        check_tree_match("adasmooth", updates, state.sq_avg)
+    def window_sums(history: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(Σ_i h_i, Σ_i |h_i|)`` over the window axis as a fixed left-to-right chain of adds
+        (not a reduce, whose association XLA picks per batch shape: a run's result would then
+        depend on how many runs share the compiled call)."""
+        net, path = history[0], jnp.abs(history[0])
+        for i in range(1, history.shape[0]):
+            net, path = net + history[i], path + jnp.abs(history[i])
+        return net, path
+
+    def update(updates: PyTree, state: AdaSmoothState, params: PyTree = None, **extra_args: Any
+               ) -> tuple[PyTree, AdaSmoothState]:
+        del extra_args
+        check_update_args("adasmooth", updates, state.sq_avg, params)
+        # the window is read off the state (static), so a traced ``window`` (inject_hyperparams) works
+        history_leaves = jax.tree.leaves(state.history)
+        size = history_leaves[0].shape[0] if history_leaves else 1
         smoothing = jax.tree.map(lambda n, p: (rho2 - rho1) * effective_ratio(n, p) + (1 - rho2),
                                  state.net, state.path)
-        sq_avg = jax.tree.map(lambda g, avg, c: c * c * g * g + (1 - c * c) * avg, updates, state.sq_avg, smoothing)
+        sq_avg = jax.tree.map(lambda g, avg, c: c * c * abs_sq(g) + (1 - c * c) * avg,
+                              updates, state.sq_avg, smoothing)
         direction = jax.tree.map(lambda g, avg: g / jnp.sqrt(avg + eps), updates, sq_avg)
         step = scale_by_neg_lr(direction, learning_rate, state.count)
-        slot = state.count % window
+        slot = state.count % size
         oldest = jax.tree.map(lambda h: h[slot], state.history)
         history = jax.tree.map(lambda h, s: h.at[slot].set(s), state.history, step)
-
-        def refreshed() -> tuple[PyTree, PyTree]:  # exact sums, once per window
-            return (jax.tree.map(lambda h: jnp.sum(h, axis=0), history),
-                    jax.tree.map(lambda h: jnp.sum(jnp.abs(h), axis=0), history))
-
-        def incremental() -> tuple[PyTree, PyTree]:
-            return (jax.tree.map(lambda n, s, o: n + s - o, state.net, step, oldest),
-                    jax.tree.map(lambda p, s, o: p + jnp.abs(s) - jnp.abs(o), state.path, step, oldest))
-
-        net, path = jax.lax.cond(slot == window - 1, refreshed, incremental)
+        refresh = slot == size - 1  # exact sums once per window, so rounding cannot accumulate
+        net = jax.tree.map(lambda n, s, o, h: jnp.where(refresh, window_sums(h)[0], n + s - o),
+                           state.net, step, oldest, history)
+        path = jax.tree.map(lambda p, s, o, h: jnp.where(refresh, window_sums(h)[1], p + jnp.abs(s) - jnp.abs(o)),
+                            state.path, step, oldest, history)
         return step, AdaSmoothState(increment(state.count), sq_avg, history, net, path)
 
-    return GradientTransformation(init, update)
+    return GradientTransformationExtraArgs(init, update)
+
+
+def _static_window(window: Any) -> int | None:
+    """The window as a Python int; ``None`` when it is traced (inject_hyperparams' update, where
+    the state's shape carries it); a clear error for anything else."""
+    if isinstance(window, jax.core.Tracer):
+        return None
+    if isinstance(window, bool) or not (isinstance(window, numbers.Integral) or
+                                        (np.ndim(window) == 0 and np.issubdtype(np.asarray(window).dtype,
+                                                                                np.integer))):
+        raise ValueError(f"adasmooth: window must be a positive int, got {window!r}")
+    if int(window) < 1:
+        raise ValueError(f"adasmooth: window must be a positive int, got {window!r}")
+    return int(window)
