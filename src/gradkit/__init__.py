@@ -1,6 +1,6 @@
 """gradkit: a JAX toolkit for people who study and invent optimizers."""
 
-from gradkit import data, derivatives, diff, landscapes, linalg, losses, models, optim, runs, train
+from gradkit import data, derivatives, diff, landscapes, linalg, losses, models, optim, profiles, runs, train
 from gradkit.derivatives import (
     batched_hvp,
     directional_derivative,
@@ -34,5 +34,6 @@ __all__ = [
     "landscapes",
     "linalg",
     "optim",
+    "profiles",
     "runs",
 ]
