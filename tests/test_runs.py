@@ -309,3 +309,34 @@ def test_cost_in_gradient_equivalents_matches_the_optimizer_state(name):
         assert res.cost_to_settle[i] == (pytest.approx(costs[settled], rel=1e-12) if ended else np.inf)
     if name in ("newton_cg", "lbfgs"):
         assert np.all(res.converged)  # second-order methods settle on a quadratic within 12 steps
+
+
+@pytest.mark.parametrize("steps", [1, 7, 40, 32766, 32767, 10**6])
+def test_first_hit_and_streak_packed_in_one_int_decode_exactly(steps):
+    """The runner's one-int bookkeeping (wide beyond 32766 steps) against the reference verdicts
+    on random in/out paths, including paths that start within and end outside."""
+    marks = runs._Marks.for_steps(steps)
+    assert marks.wide == (steps > 32766)
+    rng = np.random.default_rng(steps)
+    n = min(steps, 40)
+    paths = rng.random((16, n + 1)) < np.linspace(0.1, 0.9, 16)[:, None]
+    paths[0], paths[1] = False, True
+    # a path of n + 1 iterates standing for the last n + 1 of a run of `steps` steps: shift the indices
+    offset = steps - n
+    step = jax.jit(jax.vmap(marks.advance))
+    c = jax.vmap(marks.init)(jnp.asarray(paths[:, 0]))
+    missed = np.zeros(16, bool)
+    if offset:  # `offset` leading iterates outside tolerance: only possible for paths still unhit
+        # iterates 0 .. offset-1 missed, in the documented encoding
+        c = jnp.stack([jnp.full(16, -offset), jnp.zeros(16, int)], axis=1) if marks.wide else jnp.full(16, -offset)
+        c = c.astype(jnp.int32)
+        missed[:] = True
+        c = step(c, jnp.asarray(paths[:, 0]))
+    for k in range(1, n + 1):
+        c = step(c, jnp.asarray(paths[:, k]))
+    hit, streak = jax.vmap(marks.decode)(c)
+    for i, path in enumerate(paths):
+        full = np.concatenate([np.zeros(offset, bool), path]) if missed[i] else path
+        first, settled, ended = verdicts_from(full)
+        assert int(hit[i]) == first
+        assert (int(steps + 1 - streak[i]) if streak[i] > 0 else -1) == settled
