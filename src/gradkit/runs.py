@@ -27,8 +27,9 @@ reaches; ``rtol = 1e-3`` on the gradient test asks for a thousand-fold reduction
 which both precisions can meet.  Per run: ``first_hit`` (first step within),
 ``settled_step`` (first step after which the run stays within to the end; -1 when the
 last iterate is not within), ``ended_within``, ``converged = ended_within & ~diverged``
-and ``ever_hit = (first_hit >= 0) & ~diverged``.  ``settled_step`` costs one int per run
-(the length of the current streak within tolerance); nothing is stored per step.
+and ``ever_hit = (first_hit >= 0) & ~diverged``.  Nothing is stored per step: the first
+hit and the length of the current streak within tolerance share one int32 per run, updated
+in the kernel that tracked the first hit alone (the loop body stays at 8 kernels).
 
 **Cost** is counted in gradient-equivalents (:data:`COST_UNITS`): value 1/2, gradient
 (or value and gradient) 1, Hessian-vector product 2, Jacobian-vector product 1.  The
@@ -78,6 +79,9 @@ import optax
 import optax.contrib
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gradkit.optim import (ForwardGradientState, HessianFreeState, NewtonCGState, NewtonState, SamState,
+                           TrustRegionState)
 
 PyTree = Any
 OptimizerFactory = Callable[..., optax.GradientTransformation]
@@ -176,9 +180,7 @@ def _closure_value(fn: Callable[..., Any], name: str, default: Any) -> Any:
 
 
 def _cost_models() -> dict[type, Callable[[optax.GradientTransformation, PyTree], CostModel]]:
-    from gradkit.optim import (ForwardGradientState, HessianFreeState, NewtonCGState, NewtonState, SamState,
-                               TrustRegionState)
-
+    """The built-in registry (see the module doc)."""
     zoom = optax.ScaleByZoomLinesearchState
     backtracking = optax.ScaleByBacktrackingLinesearchState
     return {
@@ -197,9 +199,9 @@ def _cost_models() -> dict[type, Callable[[optax.GradientTransformation, PyTree]
     }
 
 
-COST_MODELS: dict[type, Callable[[optax.GradientTransformation, PyTree], CostModel]] = {}
-"""Optimizer-state type -> ``(optimizer, params) -> CostModel``; filled on first use with
-gradkit's and optax's states (see the module doc); add entries for new state types."""
+COST_MODELS: dict[type, Callable[[optax.GradientTransformation, PyTree], CostModel]] = _cost_models()
+"""Optimizer-state type -> ``(optimizer, params) -> CostModel`` for gradkit's and optax's states
+(see the module doc); add an entry for a new state type whose steps cost more than one gradient."""
 
 
 def _state_nodes(state: Any, path: tuple = ()) -> list[tuple[tuple, type]]:
@@ -233,8 +235,6 @@ class _Cost(NamedTuple):
 
 def _cost_of(opt: optax.GradientTransformation, params: PyTree, state: Any) -> _Cost:
     """Combine the cost models of every registered node of ``state``."""
-    if not COST_MODELS:
-        COST_MODELS.update(_cost_models())
     per_step, counted, replaced = 0.0, [], False
     for path, kind in _state_nodes(state):
         model = COST_MODELS[kind](opt, params)
@@ -523,14 +523,23 @@ def _check_starts(starts: Any) -> int:
 
 
 def _check_objective(objective: Callable[[PyTree], jax.Array], starts: PyTree) -> None:
-    """``objective`` must return a scalar at one start point (``jax.eval_shape``: nothing runs)."""
+    """``objective`` must return a scalar at one start point (``jax.eval_shape``: nothing runs;
+    cached per objective and point structure, so a loop of calls pays it once)."""
     if not callable(objective):
         raise TypeError(f"objective must be callable, got {type(objective).__name__}")
-    one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a)[1:], jnp.result_type(a)), starts)
-    out = jax.eval_shape(objective, one)
-    if not hasattr(out, "shape") or out.shape != ():
-        shape = getattr(out, "shape", type(out).__name__)
+    leaves, treedef = jax.tree.flatten(starts)
+    spec = (treedef, tuple((tuple(jnp.shape(a)[1:]), jnp.result_type(a)) for a in leaves))
+    shape = _objective_output_shape(objective, spec)
+    if shape != ():
         raise ValueError(f"objective must return a scalar, got shape {shape} at one start point")
+
+
+@functools.lru_cache(maxsize=256)
+def _objective_output_shape(objective: Callable[[PyTree], jax.Array], spec: tuple) -> Any:
+    treedef, shapes = spec
+    point = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in shapes])
+    out = jax.eval_shape(objective, point)
+    return getattr(out, "shape", type(out).__name__)
 
 
 def _tolerance(tol: Any, rtol: Any, f_star: Any, f_scale: Any, xtol: Any, minimizers: Any, point_size: int
