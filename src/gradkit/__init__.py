@@ -1,6 +1,6 @@
 """gradkit: a JAX toolkit for people who study and invent optimizers."""
 
-from gradkit import curvature, data, derivatives, diff, landscapes, linalg, losses, models, optim, runs, train
+from gradkit import curvature, data, derivatives, diff, landscapes, linalg, losses, models, optim, profiles, runs, train
 from gradkit.derivatives import (
     batched_hvp,
     directional_derivative,
@@ -35,5 +35,6 @@ __all__ = [
     "landscapes",
     "linalg",
     "optim",
+    "profiles",
     "runs",
 ]
