@@ -51,42 +51,6 @@ DEFAULT_LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
 _MAX_RECORDED = 100  # recorded columns per run when the record stride is chosen automatically
 
 
-def _with_grad(opt: optax.GradientTransformationExtraArgs) -> optax.GradientTransformationExtraArgs:
-    """``opt`` with its ``grad`` keyword filled from the incoming updates (the gradient the
-    runner passes), for transformations such as ``optax.lbfgs`` whose line search asks for
-    ``value``, ``grad`` and ``value_fn``::
-
-        update(g, s, x, value_fn=f, value=f(x)) = opt.update(g, s, x, value_fn=f, value=f(x), grad=g)
-    """
-
-    def update(updates: Any, state: Any, params: Any = None, *, value_fn: Callable[[Any], jax.Array] | None = None,
-               value: jax.Array | None = None, grad: Any = None, **extra: Any) -> tuple[Any, Any]:
-        if value_fn is None:
-            raise ValueError("this optimizer needs the objective: update(grads, state, params, value_fn=f)")
-        value = value_fn(params) if value is None else value
-        return opt.update(updates, state, params, value_fn=value_fn, value=value,
-                          grad=updates if grad is None else grad, **extra)
-
-    return optax.GradientTransformationExtraArgs(opt.init, update)
-
-
-def lbfgs() -> optax.GradientTransformationExtraArgs:
-    """``optax.lbfgs()`` (memory 10, zoom line search satisfying the strong Wolfe conditions),
-    unchanged; only its ``grad`` keyword is filled by :func:`_with_grad`."""
-    return _with_grad(optax.lbfgs())
-
-
-def newton_cg() -> optax.GradientTransformationExtraArgs:
-    """``gradkit.optim.newton_cg()`` with its defaults (Armijo backtracking, CG forcing
-    ``min(0.5, √||g||)``)."""
-    return optim.newton_cg()
-
-
-def newton_cg_trust_region() -> optax.GradientTransformationExtraArgs:
-    """``gradkit.optim.newton_cg_trust_region()`` with its defaults (Steihaug-Toint CG)."""
-    return optim.newton_cg_trust_region()
-
-
 def sam(learning_rate: Any) -> optax.GradientTransformationExtraArgs:
     """SAM around SGD, ``x ← x - η ∇f(x + ρ g/||g||)`` with ``ρ = 0.05`` (``gradkit.optim.sam``)."""
     return optim.sam(optim.sgd(learning_rate), rho=0.05)
@@ -114,9 +78,9 @@ class Contender:
 
 CONTENDERS: dict[str, Contender] = {
     **{name: Contender(make, ("learning_rate",), "first-order") for name, make in optim.FIRST_ORDER.items()},
-    "lbfgs": Contender(lbfgs, (), "quasi-Newton"),
-    "newton_cg": Contender(newton_cg, (), "second-order"),
-    "newton_cg_trust_region": Contender(newton_cg_trust_region, (), "second-order"),
+    "lbfgs": Contender(optax.lbfgs, (), "quasi-Newton"),  # optax's own: memory 10, zoom (strong Wolfe) line search
+    "newton_cg": Contender(optim.newton_cg, (), "second-order"),
+    "newton_cg_trust_region": Contender(optim.newton_cg_trust_region, (), "second-order"),
     "sam": Contender(sam, ("learning_rate",), "sharpness-aware"),
     "fgd": Contender(fgd, ("learning_rate",), "forward-gradient"),
 }
@@ -214,9 +178,11 @@ def validate(config: RaceConfig) -> None:
     unknown = [n for n in config.landscapes if n not in landscapes.names()]
     if unknown or not config.landscapes:
         raise ValueError(f"unknown landscape {', '.join(map(repr, unknown)) or '(none given)'} (expected any of: {valid})")
-    not_2d = [n for n in config.landscapes if landscapes.get(n).dim != 2]
-    if not_2d:
-        raise ValueError(f"landscape {', '.join(not_2d)} is not 2D (expected 2D landscapes: the race starts from a grid)")
+    unbounded = [n for n in config.landscapes if not landscapes.get(n).bounded_below]
+    if unbounded:
+        bounded = ", ".join(n for n in landscapes.names() if landscapes.get(n).bounded_below)
+        raise ValueError(f"landscape {', '.join(unbounded)} is unbounded below, so |f - f*| <= tol never holds "
+                         f"(expected a landscape with a finite minimum: {bounded})")
     valid = ", ".join(CONTENDERS)
     unknown = [n for n in config.optimizers if n not in CONTENDERS]
     if unknown or not config.optimizers:
@@ -273,7 +239,8 @@ def race_landscape(name: str, config: RaceConfig, bar: Any = None) -> LandscapeR
     parts = []
     for opt in config.optimizers:
         part = runs.sweep(land, {opt: CONTENDERS[opt].make}, starts, {opt: grids[opt]}, config.steps,
-                          tol=tol, f_star=f_star, record=stride, minimizers=land.minima)
+                          tol=config.tol, rtol=config.rtol, f_scale=land.f_scale, f_star=f_star, record=stride,
+                          minimizers=land.minima)
         parts.append(part)
         if bar is not None:
             bar.update(len(part.grids[opt]) * part.n_starts * config.steps)
