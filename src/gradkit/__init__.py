@@ -8,7 +8,7 @@ the race machinery.
 import importlib
 from typing import Any
 
-from gradkit import data, derivatives, diff, landscapes, linalg, losses, models, optim, runs, train
+from gradkit import data, derivatives, diff, landscapes, linalg, losses, models, optim, profiles, runs, train
 from gradkit.derivatives import (
     batched_hvp,
     directional_derivative,
@@ -57,6 +57,7 @@ __all__ = [
     "landscapes",
     "linalg",
     "optim",
+    "profiles",
     "runs",
     "plot",
     "race",
