@@ -1,6 +1,6 @@
 """gradkit: a JAX toolkit for people who study and invent optimizers.
 
-``gk.plot``, ``gk.race``, ``gk.exercise``, ``gk.profiles`` and ``gk.cli`` are imported on
+``gk.plot``, ``gk.race``, ``gk.exercise`` and ``gk.cli`` are imported on
 first use (module ``__getattr__``), so ``import gradkit`` does not pay for matplotlib or
 the race machinery.
 """
@@ -23,11 +23,11 @@ from gradkit.landscapes import Landscape
 
 __version__ = "0.1.0"
 
-_LAZY = ("plot", "race", "exercise", "profiles", "cli")
+_LAZY = ("plot", "race", "exercise", "cli")
 
 
 def __getattr__(name: str) -> Any:
-    """Import the lazy submodules (``plot``, ``race``, ``exercise``, ``profiles``, ``cli``) on first access."""
+    """Import the lazy submodules (``plot``, ``race``, ``exercise``, ``cli``) on first access."""
     if name in _LAZY:
         module = importlib.import_module(f"gradkit.{name}")
         globals()[name] = module
@@ -62,6 +62,5 @@ __all__ = [
     "plot",
     "race",
     "exercise",
-    "profiles",
     "cli",
 ]
