@@ -35,7 +35,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Sequence
@@ -95,7 +97,9 @@ class RaceConfig:
     ``starts_per_axis²`` start points, ``steps`` steps each.  Success is
     ``|f - f*| <= tol + rtol · f_scale`` at the final step (see the module doc).
     ``record_every=None`` records at most 100 points per run (the largest divisor of
-    ``steps`` that keeps it so).  ``out=None``: no files."""
+    ``steps`` that keeps it so).  ``out=None``: no files.  ``workers``: threads that compile
+    and run the optimizers of a landscape concurrently (default: the usable CPU cores;
+    results do not depend on it)."""
 
     landscapes: Sequence[str] = DEFAULT_LANDSCAPES
     optimizers: Sequence[str] = DEFAULT_OPTIMIZERS
@@ -108,6 +112,7 @@ class RaceConfig:
     out: str | None = "gradkit-out"
     top: int = 5
     progress: bool = False
+    workers: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +177,8 @@ def validate(config: RaceConfig) -> None:
                                             or config.steps % config.record_every):
         raise ValueError(f"--record-every {config.record_every!r} is invalid (expected a positive integer "
                          f"dividing --steps {config.steps})")
+    if config.workers is not None and (not _is_int(config.workers) or config.workers < 1):
+        raise ValueError(f"--workers {config.workers!r} is invalid (expected a positive integer)")
     if not _is_int(config.top) or config.top < 1:
         raise ValueError(f"--top {config.top!r} is invalid (expected a positive integer)")
     valid = ", ".join(landscapes.names())
@@ -236,18 +243,37 @@ def race_landscape(name: str, config: RaceConfig, bar: Any = None) -> LandscapeR
     tol = tolerance(land, config)
     stride = record_stride(config.steps, config.record_every) if config.out else "final"
     grids = grids_for(config)
-    parts = []
-    for opt in config.optimizers:
+    f_scale = land.f_scale
+
+    def one(opt: str) -> runs.SweepResult:
         part = runs.sweep(land, {opt: CONTENDERS[opt].make}, starts, {opt: grids[opt]}, config.steps,
-                          tol=config.tol, rtol=config.rtol, f_scale=land.f_scale, f_star=f_star, record=stride,
+                          tol=config.tol, rtol=config.rtol, f_scale=f_scale, f_star=f_star, record=stride,
                           minimizers=land.minima)
-        parts.append(part)
         if bar is not None:
             bar.update(len(part.grids[opt]) * part.n_starts * config.steps)
-    result = _merge(parts)
+        return part
+
+    # compiling dominates (each optimizer is one XLA compile, ~1-4 s of CPU); XLA compiles outside
+    # the GIL, so threads overlap them.  The slow-to-compile methods without a grid go first.
+    order = sorted(config.optimizers, key=lambda o: bool(CONTENDERS[o].swept))
+    workers = min(config.workers or _default_workers(), len(order))
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            done = dict(zip(order, pool.map(one, order)))
+    else:
+        done = {opt: one(opt) for opt in order}
+    result = _merge([done[opt] for opt in config.optimizers])
     leaderboard = result.best()
     pictures = _pictures(land, np.asarray(starts), result, leaderboard, config, f_star) if config.out else []
     return LandscapeRace(land, np.asarray(starts), result, f_star, tol, leaderboard, pictures)
+
+
+def _default_workers() -> int:
+    """The CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def total_run_steps(config: RaceConfig) -> int:
