@@ -116,7 +116,7 @@ def test_console_script_is_installed():
     assert "himmelblau" in out.stdout
 
 
-SMOOTH = [(n, d) for n, d in CASES if n not in ("ackley", "saddle")]  # ackley: a cone tip at x*
+SMOOTH = [(n, d) for n, d in CASES if n not in ("ackley", "saddle") and d <= 3]  # ackley: a cone tip at x*
 
 
 @pytest.mark.parametrize("name,dim", SMOOTH)
@@ -124,16 +124,23 @@ def test_stored_minimizers_are_fixed_points_of_float64_newton(name, dim):
     """Newton's method (dense float64 Hessian from jax) started at each stored minimizer does not move it,
     and f there reproduces min_value to double precision: the constants are exact, not rounded."""
     land = landscapes.get(name, dim=dim)
+
+    @jax.jit
+    def check(x0):
+        def step(x, _):
+            return x - jnp.linalg.solve(jax.hessian(land)(x), jax.grad(land)(x)), None
+
+        x, _ = jax.lax.scan(step, x0, None, length=4)
+        return x, land(x), jax.grad(land)(x0), jnp.linalg.eigvalsh(jax.hessian(land)(x0))
+
     for xstar in land.minima:
         x0 = jnp.asarray(xstar, dtype=jnp.float64)
-        x = x0
-        for _ in range(4):
-            x = x - jnp.linalg.solve(jax.hessian(land)(x), jax.grad(land)(x))
+        x, value, grad, eig = check(x0)
         scale = max(1.0, float(jnp.max(jnp.abs(x0))))
         assert float(jnp.max(jnp.abs(x - x0))) < 1e-14 * scale, (xstar, x)
-        assert float(jnp.max(jnp.abs(jax.grad(land)(x0)))) < 1e-13, xstar
-        assert bool(jnp.all(jnp.linalg.eigvalsh(jax.hessian(land)(x0)) > 0))  # a strict minimum
-        assert abs(float(land(x)) - land.min_value) <= 1e-15 * max(1.0, abs(land.min_value)), (xstar, float(land(x)))
+        assert float(jnp.max(jnp.abs(grad))) < 1e-13, xstar
+        assert bool(jnp.all(eig > 0))  # a strict minimum
+        assert abs(float(value) - land.min_value) <= 1e-15 * max(1.0, abs(land.min_value)), (xstar, float(value))
 
 
 PUBLISHED = {  # name, dim -> (minimizer, f*): published values (Jamil & Yang 2013; Surjanovic & Bingham, SFU)

@@ -199,3 +199,113 @@ def test_race_cli_small(tmp_path, capsys):
     assert {"himmelblau_trajectories.png", "himmelblau_loss.png", "himmelblau_heatmap.png",
             "himmelblau_basins.png", "himmelblau_steps.png", "seed_quadratic_heatmap.png"} <= names
     assert main(["race", "--landscapes", "nope", "--no-plots"]) == 2
+
+
+# ---------------------------------------------------------------------------- verdicts
+
+
+def verdicts_from(within: np.ndarray) -> tuple[int, int, bool]:
+    """Reference first hit / settled step / ended within from a per-step boolean path."""
+    first = int(np.argmax(within)) if within.any() else -1
+    if not within[-1]:
+        return first, -1, False
+    outside = np.flatnonzero(~within)
+    return first, int(outside[-1] + 1) if outside.size else 0, True
+
+
+def test_settled_step_first_hit_and_ended_within_against_the_path():
+    """Heavy-ball momentum on the seed quadratic oscillates into and out of the tolerance: the
+    verdicts of a final-state run equal those read off the recorded path (and a Python loop)."""
+    quad = landscapes.get("seed_quadratic")
+    starts = jnp.array([[-5.0, -2.0], [3.0, 1.0], [0.5, -0.2], [0.0, 0.0]])
+    opt = optim.momentum(0.3, 0.85)
+    res = runs.run(quad, opt, starts, 60, tol=1e-2, f_star=0.0)
+    crossings = 0
+    for i, x0 in enumerate(starts):
+        values = np.asarray(jax.vmap(quad)(jnp.asarray(python_loop(quad, opt, x0, 60))))
+        within = np.abs(values) <= 1e-2
+        crossings += int(np.sum(within[1:] != within[:-1]))
+        first, settled, ended = verdicts_from(within)
+        assert (res.first_hit[i], res.settled_step[i], res.ended_within[i]) == (first, settled, ended)
+    assert crossings > 4  # the case exercises leaving the tolerance after touching it
+    assert res.settled_step[3] == 0 and res.first_hit[3] == 0
+    np.testing.assert_array_equal(res.converged, res.ended_within & ~res.diverged)
+    np.testing.assert_array_equal(res.ever_hit, res.first_hit >= 0)
+    assert np.all(res.ever_hit >= res.converged) and np.all(res.settled_step >= res.first_hit)
+    with pytest.warns(DeprecationWarning):
+        np.testing.assert_array_equal(res.hit_step, res.first_hit)
+
+
+def test_relative_and_gradient_tolerances():
+    quad = landscapes.get("seed_quadratic")
+    starts = jnp.array([[-5.0, -2.0], [3.0, 1.0]])
+    absolute = runs.run(quad, optim.sgd(0.2), starts, 150, tol=3e-3, f_star=0.0)
+    relative = runs.run(quad, optim.sgd(0.2), starts, 150, tol=1e-3, rtol=1e-3, f_scale=2.0, f_star=0.0)
+    np.testing.assert_array_equal(relative.settled_step, absolute.settled_step)
+    assert np.all(absolute.settled_step > 0)
+    # gradient test: ||g|| <= tol + rtol ||g(x0)||, read off a recorded path
+    res = runs.run(quad, optim.sgd(0.2), starts, 150, record="trajectory", tol=0.0, rtol=1e-2)
+    for i in range(2):
+        within = res.grad_norms[i] <= 1e-2 * res.grad_norms[i, 0]
+        assert (res.first_hit[i], res.settled_step[i]) == verdicts_from(within)[:2]
+    assert np.all(res.settled_step > 0)
+
+
+def test_distance_to_known_minimizers():
+    him = landscapes.get("himmelblau")
+    mins = np.asarray(him.minima, dtype=np.float64)
+    starts = jnp.array([[0.0, 0.0], [-1.0, 3.0], [-4.0, -4.0]])
+    res = runs.run(him, optim.adam(0.05), starts, 150, record="trajectory", xtol=0.05, minimizers=mins)
+    dist = np.linalg.norm(res.trajectory[:, :, None, :] - mins[None, None], axis=-1).min(axis=-1)
+    np.testing.assert_allclose(res.final_distance, dist[:, -1], rtol=1e-12)
+    for i in range(3):
+        assert (res.first_hit[i], res.settled_step[i]) == verdicts_from(dist[i] <= 0.05)[:2]
+    assert np.all(np.isnan(runs.run(him, optim.adam(0.05), starts, 5).final_distance))
+
+
+# ---------------------------------------------------------------------------- cost
+
+
+def loop_costs(f, opt, x0, steps, per_step, **extra):
+    """Reference: a plain Python loop, per-step gradient-equivalents read by ``per_step(old, new)``
+    from the optimizer's own state; returns the cumulative cost at every iterate and the values."""
+    opt = optax.with_extra_args_support(opt)
+    x, s = jnp.asarray(x0), opt.init(jnp.asarray(x0))
+    costs, values = [1.0], [float(f(x))]
+    for _ in range(steps):
+        v, g = jax.value_and_grad(f)(x)
+        u, s2 = opt.update(g, s, x, value_fn=f, value=v, grad=g, **extra)
+        costs.append(costs[-1] + float(per_step(s, s2)))
+        x, s = optax.apply_updates(x, u), s2
+        values.append(float(f(x)))
+    return np.array(costs), np.array(values)
+
+
+@pytest.mark.parametrize("name", ["sgd", "sam", "forward", "newton_cg", "lbfgs", "sophia"])
+def test_cost_in_gradient_equivalents_matches_the_optimizer_state(name):
+    import optax.contrib
+
+    quad = landscapes.get("seed_quadratic")
+    starts = jnp.array([[-5.0, -2.0], [1.0, 3.0]])
+    steps = 12
+    cases = {
+        "sgd": (optim.sgd(0.3), lambda o, n: 1.0),
+        "sam": (optim.sam(optim.sgd(0.3), rho=0.01), lambda o, n: 2.0),  # gradient at w and at w + eps
+        "forward": (optim.forward_gradient_descent(optim.sgd(0.1), jax.random.PRNGKey(0), num_tangents=3),
+                    lambda o, n: 3.0),  # three JVPs, the runner's gradient unused
+        "newton_cg": (optim.newton_cg(), lambda o, n: 1.0 + 2.0 * (n.hvp_count - o.hvp_count)
+                      + 0.5 * n.line_search.info.num_linesearch_steps),
+        "lbfgs": (optax.lbfgs(), lambda o, n: 1.0 * n[-1].info.num_linesearch_steps),
+        "sophia": (optax.contrib.sophia(0.05, update_interval=5), lambda o, n: 1.0 + 2.0 * (o[0].count % 5 == 0)),
+    }
+    opt, per_step = cases[name]
+    res = runs.run(quad, opt, starts, steps, tol=1e-6, f_star=0.0)
+    for i, x0 in enumerate(starts):
+        extra = {"obj_fn": quad} if name == "sophia" else {}
+        costs, values = loop_costs(quad, opt, x0, steps, per_step, **extra)
+        assert res.cost[i] == pytest.approx(costs[-1], rel=1e-12)
+        _, settled, ended = verdicts_from(np.abs(values) <= 1e-6)
+        assert res.settled_step[i] == settled
+        assert res.cost_to_settle[i] == (pytest.approx(costs[settled], rel=1e-12) if ended else np.inf)
+    if name in ("newton_cg", "lbfgs"):
+        assert np.all(res.converged)  # second-order methods settle on a quadratic within 12 steps
