@@ -83,6 +83,9 @@ def test_leaderboard_numbers_recomputed_from_the_sweep(raced):
             cols = rows[name]
             if name == "newton_cg":
                 assert cols[0] == "-"  # no learning rate, one config
+            elif all(_censored_stats(sweep, name, k, tune)[0] == 0 for k in range(len(configs))):
+                assert cols[0] == "none"  # nothing converged on the tuning half: no best learning rate
+                assert "none: no learning rate converged" in text
             else:
                 lr = configs[chosen]["learning_rate"]
                 edge = lr in (LRS[0], LRS[-1])

@@ -113,6 +113,7 @@ class RaceConfig:
     top: int = 5
     progress: bool = False
     workers: int | None = None
+    paths_per_optimizer: int = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,7 +265,7 @@ def race_landscape(name: str, config: RaceConfig, bar: Any = None) -> LandscapeR
         done = {opt: one(opt) for opt in order}
     result = _merge([done[opt] for opt in config.optimizers])
     leaderboard = result.best()
-    pictures = _pictures(land, np.asarray(starts), result, leaderboard, config, f_star) if config.out else []
+    pictures = _pictures(land, np.asarray(starts), result, leaderboard, config, f_star, tol) if config.out else []
     return LandscapeRace(land, np.asarray(starts), result, f_star, tol, leaderboard, pictures)
 
 
@@ -349,9 +350,16 @@ def format_header(config: RaceConfig) -> str:
     return "\n".join(lines)
 
 
-def _config_text(row: dict[str, Any], contender: Contender) -> str:
+def _none_converged(sweep: runs.SweepResult, name: str) -> bool:
+    """No config of ``name`` converged on any tuning start: its "best" config is arbitrary."""
+    return not np.asarray(sweep.per_config(name, "converged"))[:, sweep.halves()[0]].any()
+
+
+def _config_text(row: dict[str, Any], contender: Contender, arbitrary: bool) -> str:
     if not contender.swept:
         return "-"
+    if arbitrary:
+        return "none"
     text = " ".join(_fmt_lr(row[hp]) for hp in contender.swept)
     return text + ("*" if row.get("at_grid_edge") else " ")
 
@@ -363,12 +371,19 @@ def format_leaderboard(res: LandscapeRace, config: RaceConfig) -> str:
               f"{'median cost':>13}{'diverged':>10}")
     lines = [f"== {res.landscape.name}: {n_runs} runs; f* = {res.f_star:.10g}, within tol: |f - f*| <= {res.tol:.3g}",
              header]
+    marks = set()
     for row in res.leaderboard:
         name = row["optimizer"]
-        lines.append(f"   {name:<24}{_config_text(row, CONTENDERS[name]):>9}{row['converged']:>11.1%}"
+        arbitrary = bool(CONTENDERS[name].swept) and _none_converged(res.sweep, name)
+        cfg = _config_text(row, CONTENDERS[name], arbitrary)
+        marks |= {"none"} if arbitrary else ({"*"} if cfg.endswith("*") else set())
+        lines.append(f"   {name:<24}{cfg:>9}{row['converged']:>11.1%}"
                      f"{row['median_settled']:>20.0f}{row['median_cost']:>13.4g}{row['diverged']:>10.1%}")
-    if any(r.get("at_grid_edge") for r in res.leaderboard):
+    if "*" in marks:
         lines.append("   * the best learning rate is the grid's first or last value: the optimum may lie outside it")
+    if "none" in marks:
+        lines.append("   none: no learning rate converged on any tuning start, so none is best"
+                     " (the numbers are those of the config the tie-break kept)")
     return "\n".join(lines)
 
 
@@ -412,9 +427,14 @@ def _race_files(races: list[LandscapeRace], performance: Any, data: Any, config:
 
     out = Path(config.out or ".")
     files = []
+    n_problems = sum(len(r.sweep.halves()[1]) for r in races)
+    pooled = (f"{len(races)} landscape(s) x {n_problems // max(len(races), 1)} held-out starts = {n_problems} problems; "
+              f"cost: gradient-equivalents to settle within tol, {config.steps} steps")
+    titles = {"performance_profile": f"Performance profile (Dolan-Moré): {pooled}",
+              "data_profile": f"Data profile (Moré-Wild): {pooled}"}
     for stem, profile, draw in (("performance_profile", performance, plot.plot_performance_profile),
                                 ("data_profile", data, plot.plot_data_profile)):
-        files.append(str(plot.save(draw(profile), out / f"{stem}.png")))
+        files.append(str(plot.save(draw(profile, title=titles[stem]), out / f"{stem}.png")))
         profile.to_csv(out / f"{stem}.csv")
         profile.to_json(out / f"{stem}.json")
         files += [str(out / f"{stem}.csv"), str(out / f"{stem}.json")]
@@ -422,15 +442,6 @@ def _race_files(races: list[LandscapeRace], performance: Any, data: Any, config:
     summary.write_text(json.dumps(summary_dict(races, config), indent=1))
     files.append(str(summary))
     return files
-
-
-def _demo_starts(land: landscapes.Landscape, starts: np.ndarray, count: int = 3) -> np.ndarray:
-    """``count`` spread-out start indices (corners of an inner box of the domain)."""
-    (x0, x1), (y0, y1) = land.domain
-    targets = [(x0 + 0.2 * (x1 - x0), y1 - 0.2 * (y1 - y0)), (x1 - 0.2 * (x1 - x0), y0 + 0.2 * (y1 - y0)),
-               (x0 + 0.2 * (x1 - x0), y0 + 0.2 * (y1 - y0)), (x1 - 0.2 * (x1 - x0), y1 - 0.2 * (y1 - y0))]
-    picks = [int(np.argmin(np.linalg.norm(starts - np.asarray(t), axis=1))) for t in targets[:count]]
-    return np.asarray(list(dict.fromkeys(picks)))
 
 
 def _config_index(result: runs.SweepResult, row: dict[str, Any]) -> int:
@@ -444,41 +455,41 @@ def _label(row: dict[str, Any]) -> str:
 
 
 def _pictures(land: landscapes.Landscape, starts: np.ndarray, result: runs.SweepResult,
-              leaderboard: list[dict[str, Any]], config: RaceConfig, f_star: float) -> list[str]:
+              leaderboard: list[dict[str, Any]], config: RaceConfig, f_star: float, res_tol: float) -> list[str]:
     from gradkit import plot
 
     out = Path(config.out or ".")
     n_starts = len(starts)
     leaders = leaderboard[: config.top]
-    demo = _demo_starts(land, starts)
     paths = []
 
     def runs_of(row: dict[str, Any]) -> slice:
         lo = _config_index(result, row) * n_starts
         return slice(lo, lo + n_starts)
 
-    trajectories = {_label(r): np.asarray(result.results[r["optimizer"]].trajectory)[runs_of(r)][demo]
-                    for r in leaders}
-    ax = plot.plot_landscape(land, trajectories,
-                             title=f"{land.name}: top {len(leaders)} at their best config, {len(demo)} starts each")
+    trajectories = {_label(r): np.asarray(result.results[r["optimizer"]].trajectory)[runs_of(r)] for r in leaders}
+    ax = plot.plot_landscape(land, trajectories, max_per_optimizer=config.paths_per_optimizer,
+                             title=f"{land.name}: the top {len(leaders)} at their best config, "
+                                   f"{min(config.paths_per_optimizer, n_starts)} of {n_starts} starts each")
     paths.append(str(plot.save(ax, out / f"{land.name}_trajectories.png")))
 
-    curves = {_label(r): np.maximum(np.asarray(result.results[r["optimizer"]].values)[runs_of(r)] - f_star, 0.0)
-              for r in leaders}
-    diverged = {_label(r): int(np.asarray(result.results[r["optimizer"]].diverged)[runs_of(r)].sum()) for r in leaders}
     stride = record_stride(config.steps, config.record_every)
-    ax = plot.plot_loss_curves(curves, diverged=diverged, xlabel=f"recorded step (every {stride})", ylabel="f - f*")
-    ax.set_title(f"{land.name}: f - f* over {n_starts} starts (median, IQR band)", fontsize=9)
+    curves = {_label(r): np.asarray(result.results[r["optimizer"]].values)[runs_of(r)] - f_star for r in leaders}
+    diverged = {_label(r): np.asarray(result.results[r["optimizer"]].diverged)[runs_of(r)] for r in leaders}
+    ax = plot.plot_loss_curves(curves, diverged=diverged, steps=np.arange(0, config.steps + 1, stride), xlabel="step",
+                               ylabel="f - f*", title=f"{land.name}: f - f* over {n_starts} starts, the top {len(leaders)}")
     paths.append(str(plot.save(ax, out / f"{land.name}_loss.png")))
 
     swept = dataclasses.replace(result, results={n: r for n, r in result.results.items() if CONTENDERS[n].swept},
                                 grids={n: g for n, g in result.grids.items() if CONTENDERS[n].swept})
     if swept.results:
         ax = plot.plot_sweep_heatmap(swept, field="converged",
-                                     title=f"{land.name}: converged fraction (ended within {config.tol:g})")
+                                     title=f"{land.name}: % of {n_starts} starts converged (ended within |f - f*| <= "
+                                           f"{res_tol:.3g}), per learning rate")
         paths.append(str(plot.save(ax, out / f"{land.name}_heatmap.png")))
         ax = plot.plot_sweep_heatmap(swept, field="settled_step",
-                                     title=f"{land.name}: median time-to-eps (never settled = {config.steps})")
+                                     title=f"{land.name}: median time-to-eps over the starts that settled "
+                                           f"(of {config.steps} steps; never: none did)")
         paths.append(str(plot.save(ax, out / f"{land.name}_steps.png")))
 
     if len(land.minima) > 1 and leaders:
