@@ -37,9 +37,9 @@ import json
 import math
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from collections.abc import Callable, Sequence
 
 import jax
@@ -235,13 +235,21 @@ def _merge(parts: list[runs.SweepResult]) -> runs.SweepResult:
     return dataclasses.replace(parts[0], results=results, grids=grids)
 
 
-def race_landscape(name: str, config: RaceConfig, bar: Any = None) -> LandscapeRace:
-    """Sweep every optimizer × config × start on landscape ``name`` (one compiled call per
-    optimizer); ``bar`` (a tqdm bar) advances by run-steps."""
+class _Pending(NamedTuple):
+    """A landscape whose per-optimizer sweeps are queued (futures) or done (results)."""
+
+    land: landscapes.Landscape
+    starts: np.ndarray
+    f_star: float
+    tol: float
+    parts: dict[str, Any]
+
+
+def _queue_landscape(name: str, config: RaceConfig, pool: Executor | None, bar: Any) -> _Pending:
+    """Queue one sweep per optimizer of landscape ``name`` on ``pool`` (run them now without one)."""
     land = landscapes.get(name)
     starts = runs.start_grid(land.domain, config.starts_per_axis)
     f_star = float(land.f_star(starts.dtype))
-    tol = tolerance(land, config)
     stride = record_stride(config.steps, config.record_every) if config.out else "final"
     grids = grids_for(config)
     f_scale = land.f_scale
@@ -254,19 +262,30 @@ def race_landscape(name: str, config: RaceConfig, bar: Any = None) -> LandscapeR
             bar.update(len(part.grids[opt]) * part.n_starts * config.steps)
         return part
 
-    # compiling dominates (each optimizer is one XLA compile, ~1-4 s of CPU); XLA compiles outside
-    # the GIL, so threads overlap them.  The slow-to-compile methods without a grid go first.
+    # the slow-to-compile methods without a grid go first, so the worker threads finish together
     order = sorted(config.optimizers, key=lambda o: bool(CONTENDERS[o].swept))
-    workers = min(config.workers or _default_workers(), len(order))
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            done = dict(zip(order, pool.map(one, order)))
-    else:
-        done = {opt: one(opt) for opt in order}
-    result = _merge([done[opt] for opt in config.optimizers])
+    parts = {opt: pool.submit(one, opt) if pool is not None else one(opt) for opt in order}
+    return _Pending(land, np.asarray(starts), f_star, tolerance(land, config), parts)
+
+
+def _finish_landscape(pending: _Pending, config: RaceConfig) -> LandscapeRace:
+    """Wait for a landscape's sweeps, merge them, rank, and draw its pictures (main thread)."""
+    parts = {opt: p.result() if isinstance(p, Future) else p for opt, p in pending.parts.items()}
+    result = _merge([parts[opt] for opt in config.optimizers])
     leaderboard = result.best()
-    pictures = _pictures(land, np.asarray(starts), result, leaderboard, config, f_star, tol) if config.out else []
-    return LandscapeRace(land, np.asarray(starts), result, f_star, tol, leaderboard, pictures)
+    pictures = (_pictures(pending.land, pending.starts, result, leaderboard, config, pending.f_star, pending.tol)
+                if config.out else [])
+    return LandscapeRace(pending.land, pending.starts, result, pending.f_star, pending.tol, leaderboard, pictures)
+
+
+def race_landscape(name: str, config: RaceConfig, bar: Any = None) -> LandscapeRace:
+    """Sweep every optimizer × config × start on landscape ``name`` (one compiled call per
+    optimizer, on ``config.workers`` threads); ``bar`` (a tqdm bar) advances by run-steps."""
+    workers = config.workers or _default_workers()
+    if workers < 2:
+        return _finish_landscape(_queue_landscape(name, config, None, bar), config)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return _finish_landscape(_queue_landscape(name, config, pool, bar), config)
 
 
 def _default_workers() -> int:
@@ -295,10 +314,17 @@ def race(config: RaceConfig = RaceConfig(), echo: Callable[[str], Any] = print) 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total_run_steps(config), unit="run-step", unit_scale=True, desc="race", leave=False)
+    # Compiling dominates (one XLA compile per optimizer and landscape, ~1-4 s of CPU each) and XLA
+    # compiles outside the GIL: every sweep is queued on worker threads at once, and the main thread
+    # ranks and draws each landscape (matplotlib stays on one thread) while later ones compile.
     races = []
+    workers = config.workers or _default_workers()
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
-        for name in config.landscapes:
-            res = race_landscape(name, config, bar)
+        queued = [_queue_landscape(name, config, pool, bar) for name in config.landscapes] if pool else []
+        for k, name in enumerate(config.landscapes):
+            pending = queued[k] if pool else _queue_landscape(name, config, None, bar)
+            res = _finish_landscape(pending, config)
             races.append(res)
             if bar is not None:
                 bar.clear()
@@ -306,6 +332,8 @@ def race(config: RaceConfig = RaceConfig(), echo: Callable[[str], Any] = print) 
             for path in res.pictures:
                 echo(f"   wrote {path}")
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
     from gradkit import profiles
