@@ -450,19 +450,42 @@ def summary_dict(races: list[LandscapeRace], config: RaceConfig) -> dict[str, An
 # ----------------------------------------------------------------------------- files
 
 
+def _best_first(profile: Any) -> Any:
+    """The profile with its solvers ordered best first (most problems solved, then the larger area
+    under the curve), so the legend reads as a ranking."""
+    field = "rho" if hasattr(profile, "rho") else "fraction"
+    curves = np.asarray(getattr(profile, field))
+    order = sorted(range(len(profile.solvers)), key=lambda s: (-curves[s, -1], -curves[s].sum()))
+    return dataclasses.replace(profile, solvers=[profile.solvers[s] for s in order], **{field: curves[order]})
+
+
+def _distinct_lines(ax: Any) -> None:
+    """One colour per solver (tab20, then dashed) instead of tab10's repeats, legend outside."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab20"]
+    for k, line in enumerate(ax.get_lines()):
+        line.set_color(palette((2 * k) % 20 + (k // 10) % 2))
+        line.set_linestyle("-" if k < 10 else "--")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, title="best first",
+              title_fontsize=8)
+
+
 def _race_files(races: list[LandscapeRace], performance: Any, data: Any, config: RaceConfig) -> list[str]:
     from gradkit import plot
 
     out = Path(config.out or ".")
     files = []
     n_problems = sum(len(r.sweep.halves()[1]) for r in races)
-    pooled = (f"{len(races)} landscape(s) x {n_problems // max(len(races), 1)} held-out starts = {n_problems} problems; "
-              f"cost: gradient-equivalents to settle within tol, {config.steps} steps")
-    titles = {"performance_profile": f"Performance profile (Dolan-Moré): {pooled}",
-              "data_profile": f"Data profile (Moré-Wild): {pooled}"}
+    pooled = (f"{len(races)} landscape(s) x {n_problems // max(len(races), 1)} held-out starts = {n_problems} problems\n"
+              f"cost: gradient-equivalents to settle within tol (budget {config.steps} steps)")
+    titles = {"performance_profile": f"Performance profile (Dolan-Moré), {pooled}",
+              "data_profile": f"Data profile (Moré-Wild), {pooled}"}
     for stem, profile, draw in (("performance_profile", performance, plot.plot_performance_profile),
                                 ("data_profile", data, plot.plot_data_profile)):
-        files.append(str(plot.save(draw(profile, title=titles[stem]), out / f"{stem}.png")))
+        ax = draw(_best_first(profile), title=titles[stem])
+        _distinct_lines(ax)
+        files.append(str(plot.save(ax, out / f"{stem}.png")))
         profile.to_csv(out / f"{stem}.csv")
         profile.to_json(out / f"{stem}.json")
         files += [str(out / f"{stem}.csv"), str(out / f"{stem}.json")]
