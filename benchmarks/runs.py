@@ -1,11 +1,13 @@
 """Throughput of gradkit.runs.run vs a hand-fused ``jit(vmap(lax.scan))`` optax loop and vs a
-seed-style NumPy Python loop: Adam (lr 1e-2) on Rosenbrock, N runs x 1000 steps, final state.
+seed-style NumPy Python loop: Adam (lr 1e-2) on Rosenbrock, N runs x 1000 steps, final state;
+and the cost units of ``gradkit.runs.COST_UNITS`` measured on the MLP of ``benchmarks/hvp.py``.
 
 Same process, same work, run-steps per second (medians of alternating calls after a
 warm-up compile).  Two hand-fused references: with ``optax.adam`` (what one writes by hand)
 and with ``gradkit.optim.adam`` (the optimizer gradkit's run uses, so the ratio is the cost of
-the runner's bookkeeping alone).  gradkit's run also tracks divergence and the first step
-with ``|f - f*| <= 1e-6``; the hand-fused loops do neither.  The 10^6-run case runs in a
+the runner's bookkeeping alone).  gradkit's run also does all its bookkeeping: divergence, the first step with
+``|f - f*| <= 1e-6``, the settled step (time-to-eps) and the cost in gradient-equivalents;
+the hand-fused loops do none of it.  The 10^6-run case runs in a
 subprocess that reports its peak resident memory.
 
     python benchmarks/runs.py            # 10^3, 10^4, 10^5 runs + the 10^6 case
@@ -84,6 +86,24 @@ def throughput_rows(sizes: list[int], steps: int, repeats: int) -> list[dict]:
     return rows
 
 
+def cost_unit_rows(quick: bool, repeats: int) -> list[dict]:
+    """Wall time of one value, value-and-gradient, HVP and JVP (one Gaussian tangent) on the MLP of
+    ``benchmarks/hvp.py``, relative to one gradient: the measurement behind ``runs.COST_UNITS``."""
+    from hvp import make_problem
+
+    widths, batch = ([64, 32, 10], 32) if quick else ([784, 512, 512, 10], 256)
+    loss, params = make_problem(widths, batch, jax.random.PRNGKey(0))
+    tangent = jax.tree.map(lambda a: jax.random.normal(jax.random.PRNGKey(1), a.shape, a.dtype), params)
+    fns = {"value": jax.jit(loss), "grad": jax.jit(jax.grad(loss)), "value_and_grad": jax.jit(jax.value_and_grad(loss)),
+           "hvp": jax.jit(lambda p, t: jax.jvp(jax.grad(loss), (p,), (t,))[1]),
+           "jvp": jax.jit(lambda p, t: jax.jvp(loss, (p,), (t,)))}
+    calls = [(lambda f=f: f(params)) if name in ("value", "grad", "value_and_grad") else (lambda f=f: f(params, tangent))
+             for name, f in fns.items()]
+    times = dict(zip(fns, _timing.interleaved_medians(calls, repeats)))
+    return [{"evaluation": name, "median ms": t * 1e3, "vs grad": t / times["grad"],
+             "COST_UNITS": runs.COST_UNITS.get("grad" if name == "value_and_grad" else name)} for name, t in times.items()]
+
+
 def million_case(n: int, steps: int) -> dict:
     """Run in a fresh process so its peak RSS is this case's alone."""
     code = f"""
@@ -113,8 +133,11 @@ def main() -> None:
     big = million_case(10_000 if quick else 1_000_000, steps)
     print()
     _timing.print_table([big], list(big))
+    units = cost_unit_rows(quick, 5 if quick else 30)
+    print()
+    _timing.print_table(units, ["evaluation", "median ms", "vs grad", "COST_UNITS"])
     if not quick:
-        print("wrote", _timing.write_json("runs", rows + [big]))
+        print("wrote", _timing.write_json("runs", rows + [big] + units))
 
 
 if __name__ == "__main__":

@@ -119,12 +119,29 @@ def test_sweep_equals_separate_runs_and_summarises():
         assert row["converged"] == pytest.approx(np.mean(conv))
 
 
-def test_chunking_and_padding_give_the_same_answer():
+def test_chunking_and_padding_give_the_same_answer_and_the_bar_counts_run_steps(monkeypatch):
+    import tqdm.auto
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, **kwargs):
+            self.total, self.n, self.closed = total, 0, False
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
     starts = runs.start_grid(ROSEN.domain, 7)  # 49 runs
-    whole = runs.run(ROSEN, optim.adam(0.05), starts, 100)
-    chunked = runs.run(ROSEN, optim.adam(0.05), starts, 100, chunk_size=10, progress=True)
-    np.testing.assert_array_equal(whole.final, chunked.final)
-    np.testing.assert_array_equal(whole.first_hit, chunked.first_hit)
+    whole = runs.run(ROSEN, optim.adam(0.05), starts, 100, tol=1e-2, f_star=0.0)
+    chunked = runs.run(ROSEN, optim.adam(0.05), starts, 100, tol=1e-2, f_star=0.0, chunk_size=10, progress=True)
+    for field in ("final", "first_hit", "settled_step", "ended_within", "cost", "cost_to_settle", "diverged"):
+        np.testing.assert_array_equal(getattr(whole, field), getattr(chunked, field))
+    assert len(bars) == 1 and bars[0].total == 49 * 100 and bars[0].n == 49 * 100 and bars[0].closed
 
 
 def test_pytree_starts():
@@ -168,7 +185,8 @@ def test_sharded_over_eight_devices_matches_single_device(tmp_path):
         res = runs.sweep(f, {"adam": optim.adam}, starts, {"adam": {"learning_rate": [0.01, 0.1]}}, 200,
                          tol=1e-6, f_star=0.0)
         r = res.results["adam"]
-        np.savez(OUT, final=r.final, hit=r.first_hit, n=jax.device_count())
+        np.savez(OUT, final=r.final, hit=r.first_hit, settled=r.settled_step, cost=r.cost_to_settle,
+                 n=jax.device_count())
     """)
     outs = {}
     for count in (1, 8):
@@ -180,6 +198,8 @@ def test_sharded_over_eight_devices_matches_single_device(tmp_path):
     assert int(outs[8]["n"]) == 8 and int(outs[1]["n"]) == 1
     np.testing.assert_array_equal(outs[1]["final"], outs[8]["final"])
     np.testing.assert_array_equal(outs[1]["hit"], outs[8]["hit"])
+    np.testing.assert_array_equal(outs[1]["settled"], outs[8]["settled"])
+    np.testing.assert_array_equal(outs[1]["cost"], outs[8]["cost"])
 
 
 def test_nearest_minimum_basins():
@@ -309,3 +329,58 @@ def test_cost_in_gradient_equivalents_matches_the_optimizer_state(name):
         assert res.cost_to_settle[i] == (pytest.approx(costs[settled], rel=1e-12) if ended else np.inf)
     if name in ("newton_cg", "lbfgs"):
         assert np.all(res.converged)  # second-order methods settle on a quadratic within 12 steps
+
+
+@pytest.mark.parametrize("steps", [1, 7, 40, 32766, 32767, 10**6])
+def test_first_hit_and_streak_packed_in_one_int_decode_exactly(steps):
+    """The runner's one-int bookkeeping (wide beyond 32766 steps) against the reference verdicts
+    on random in/out paths, including paths that start within and end outside."""
+    marks = runs._Marks.for_steps(steps)
+    assert marks.wide == (steps > 32766)
+    rng = np.random.default_rng(steps)
+    n = min(steps, 40)
+    paths = rng.random((16, n + 1)) < np.linspace(0.1, 0.9, 16)[:, None]
+    paths[0], paths[1] = False, True
+    # a path of n + 1 iterates standing for the last n + 1 of a run of `steps` steps: shift the indices
+    offset = steps - n
+    step = jax.jit(jax.vmap(marks.advance))
+    c = jax.vmap(marks.init)(jnp.asarray(paths[:, 0]))
+    missed = np.zeros(16, bool)
+    if offset:  # `offset` leading iterates outside tolerance: only possible for paths still unhit
+        # iterates 0 .. offset-1 missed, in the documented encoding
+        c = jnp.stack([jnp.full(16, -offset), jnp.zeros(16, int)], axis=1) if marks.wide else jnp.full(16, -offset)
+        c = c.astype(jnp.int32)
+        missed[:] = True
+        c = step(c, jnp.asarray(paths[:, 0]))
+    for k in range(1, n + 1):
+        c = step(c, jnp.asarray(paths[:, k]))
+    hit, streak = jax.vmap(marks.decode)(c)
+    for i, path in enumerate(paths):
+        full = np.concatenate([np.zeros(offset, bool), path]) if missed[i] else path
+        first, settled, ended = verdicts_from(full)
+        assert int(hit[i]) == first
+        assert (int(steps + 1 - streak[i]) if streak[i] > 0 else -1) == settled
+
+
+def test_sweep_mixes_factories_and_extra_args_instances_and_best_is_held_out():
+    quad = landscapes.get("seed_quadratic")
+    starts = jnp.array([[-5.0, -2.0], [3.0, 1.0], [1.0, -1.5], [-2.0, 2.5], [4.0, 0.5], [-1.0, -1.0]])
+    makers = {"sam": lambda learning_rate: optim.sam(optim.sgd(learning_rate), rho=0.01), "lbfgs": optax.lbfgs()}
+    lrs = [0.05, 0.2, 0.45]
+    sw = runs.sweep(quad, makers, starts, {"sam": {"learning_rate": lrs}}, 40, tol=1e-6, f_star=0.0)
+    assert sw.grids["lbfgs"] == [{}] and sw.results["lbfgs"].final.shape == (6, 2)
+    solo = runs.run(quad, optax.lbfgs(), starts, 40, tol=1e-6, f_star=0.0)
+    np.testing.assert_array_equal(sw.results["lbfgs"].settled_step, solo.settled_step)
+    np.testing.assert_array_equal(sw.results["lbfgs"].cost, solo.cost)
+    tune, held = sw.halves()
+    np.testing.assert_array_equal(tune, [0, 2, 4]) and np.testing.assert_array_equal(held, [1, 3, 5])
+    conv = sw.per_config("sam", "converged")
+    settled = np.where(conv, sw.per_config("sam", "settled_step"), 40)
+    k = min(range(3), key=lambda j: (-conv[j, tune].mean(), np.median(settled[j, tune])))
+    best = {r["optimizer"]: r for r in sw.best()}
+    assert best["sam"]["learning_rate"] == lrs[k]
+    assert best["sam"]["converged"] == pytest.approx(conv[k, held].mean())
+    assert best["sam"]["median_settled"] == pytest.approx(np.median(settled[k, held]))
+    assert best["sam"]["at_grid_edge"] == (k != 1) and best["lbfgs"]["at_grid_edge"] is False
+    cost = np.where(conv, sw.per_config("sam", "cost_to_settle"), sw.per_config("sam", "cost"))
+    assert best["sam"]["median_cost"] == pytest.approx(np.median(cost[k, held]))

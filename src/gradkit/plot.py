@@ -123,14 +123,14 @@ def plot_landscape(
         clipped = np.clip(gap, lv[0], lv[-1])
         norm = LogNorm(vmin=lv[0], vmax=lv[-1])
         filled = ax.contourf(X, Y, clipped, levels=lv, norm=norm, cmap=cmap)
-        ax.contour(X, Y, clipped, levels=lv[::3], colors="k", linewidths=0.3, alpha=0.35)
+        ax.contour(X, Y, clipped, levels=lv[::3], colors="k", linewidths=0.3, alpha=0.35, negative_linestyles="solid")
         f0 = "f*" if landscape.bounded_below and floor == landscape.min_value else "min f on grid"
         cbar_label = f"f - {f0} (log scale)"
         ticks, formatter = LogLocator(), LogFormatterSciNotation()
     else:
         lv = contour_levels(Z, levels, False)
         filled = ax.contourf(X, Y, Z, levels=lv, cmap=cmap)
-        ax.contour(X, Y, Z, levels=lv[::2], colors="k", linewidths=0.3, alpha=0.35)
+        ax.contour(X, Y, Z, levels=lv[::2], colors="k", linewidths=0.3, alpha=0.35, negative_linestyles="solid")
         cbar_label = "f"
         ticks, formatter = MaxNLocator(8), None
     ax.figure.colorbar(filled, ax=ax, shrink=0.9, label=cbar_label, ticks=ticks, format=formatter)
@@ -552,7 +552,8 @@ def plot_basins(
     if ax is None:
         _, ax = _figure((7.2, 5.2))
     X, Y, Z = landscape_grid(landscape, 200)
-    ax.contour(X, Y, Z, levels=contour_levels(Z, 25, landscape.log_scale), colors="k", linewidths=0.3, alpha=0.5)
+    ax.contour(X, Y, Z, levels=contour_levels(Z, 25, landscape.log_scale), colors="k", linewidths=0.3, alpha=0.5,
+               negative_linestyles="solid")
     starts, basin = np.asarray(starts), np.asarray(basin)
     colors = plt.get_cmap("tab10")
     for k in range(len(landscape.minima)):
