@@ -3,8 +3,12 @@
 Runs the seed's examples through every route of ``gradkit.diff.check`` and prints
 the error table, plus the seed's own finite-difference attempt with h = 1e-13.
 
-    python examples/autodiff_routes.py
+    python examples/autodiff_routes.py [--quick]
+
+(``--quick`` is accepted for uniformity with the other examples; this one is already instant.)
 """
+
+import argparse
 
 import jax
 import numpy as np
@@ -25,6 +29,9 @@ def sqrt_product(x):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="accepted for uniformity (this example is instant)")
+    parser.parse_args()
     print("f(x) = x (3x+2)^0.5 at 2:  dual =", dual.derivative(sqrt_product, 2.0))
     seed_fd = (seed_ff(1.0 + 0.5e-13) - seed_ff(1.0 - 0.5e-13)) / 1e-13
     print(f"sin(tan^cos cos^tan) at 1: dual = {dual.derivative(seed_ff, 1.0):.12f}, "

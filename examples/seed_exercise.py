@@ -4,7 +4,9 @@ Prints the step-by-step table for the first two epochs (gradient, optimizer stat
 new point) like the seed's worked solution, the final point after 30 epochs, and
 writes the four trajectories over the contours to seed_exercise.png.
 
-    python examples/seed_exercise.py [--out DIR]
+    python examples/seed_exercise.py [--quick] [--out DIR]
+
+(``--quick`` runs 5 epochs instead of 30.)
 """
 
 import argparse
@@ -19,9 +21,13 @@ from gradkit import exercise  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=".", help="folder for seed_exercise.png")
-    parser.add_argument("--epochs", type=int, default=exercise.EPOCHS)
+    parser.add_argument("--epochs", type=int, default=None, help=f"default {exercise.EPOCHS} (5 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="5 epochs (CI)")
     args = parser.parse_args()
-    results = exercise.run_seed_exercise(epochs=args.epochs)
+    epochs = args.epochs if args.epochs is not None else (5 if args.quick else exercise.EPOCHS)
+    if epochs < 2:
+        parser.error(f"--epochs {epochs} is invalid (expected an integer >= 2)")
+    results = exercise.run_seed_exercise(epochs=epochs)
     print(exercise.format_table(results))
     print("wrote", exercise.plot_exercise(results, f"{args.out}/seed_exercise.png"))
 

@@ -1,4 +1,12 @@
-"""gradkit: a JAX toolkit for people who study and invent optimizers."""
+"""gradkit: a JAX toolkit for people who study and invent optimizers.
+
+``gk.plot``, ``gk.race``, ``gk.exercise`` and ``gk.cli`` are imported on
+first use (module ``__getattr__``), so ``import gradkit`` does not pay for matplotlib or
+the race machinery.
+"""
+
+import importlib
+from typing import Any
 
 from gradkit import curvature, data, derivatives, diff, landscapes, linalg, losses, models, optim, profiles, runs, train
 from gradkit.derivatives import (
@@ -14,6 +22,21 @@ from gradkit.diff import check
 from gradkit.landscapes import Landscape
 
 __version__ = "0.1.0"
+
+_LAZY = ("plot", "race", "exercise", "cli")
+
+
+def __getattr__(name: str) -> Any:
+    """Import the lazy submodules (``plot``, ``race``, ``exercise``, ``cli``) on first access."""
+    if name in _LAZY:
+        module = importlib.import_module(f"gradkit.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'gradkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "Landscape",
@@ -37,4 +60,8 @@ __all__ = [
     "optim",
     "profiles",
     "runs",
+    "plot",
+    "race",
+    "exercise",
+    "cli",
 ]
