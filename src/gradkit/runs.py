@@ -272,6 +272,7 @@ def _record_stride(record: str | int, steps: int) -> int:
     raise ValueError(f"record must be 'final', 'trajectory' or a positive int stride, got {record!r}")
 
 
+_LANES = 16  # runs per device are padded to a multiple of this (see run_batch)
 _CHECK_EVERY = 100  # final-state mode: steps between divergence checks
 
 
@@ -459,9 +460,17 @@ def _single_run(
 @functools.lru_cache(maxsize=128)
 def _compiled(objective: Callable[[PyTree], jax.Array], make_optimizer: OptimizerLike, steps: int, stride: int,
               rule: _Tolerance) -> Callable[..., dict[str, Any]]:
-    """``jit(vmap(run))``, cached so repeated calls with the same objective and optimizer
-    (or factory) reuse the compiled executable."""
-    return jax.jit(jax.vmap(_single_run(objective, make_optimizer, steps, stride, rule)))
+    """``jit(shard_map(vmap(run)))`` over every device, cached so repeated calls with the same
+    objective and optimizer (or factory) reuse the compiled executable.  ``shard_map`` (not
+    automatic partitioning) makes each device run exactly the one-device program on its block of
+    runs, so results are bit-identical on 1 and many devices."""
+    batched = jax.vmap(_single_run(objective, make_optimizer, steps, stride, rule))
+    devices = tuple(jax.devices())
+    if len(devices) == 1:
+        return jax.jit(batched)
+    spec = PartitionSpec("runs")
+    return jax.jit(jax.shard_map(batched, mesh=_run_sharding(devices).mesh, in_specs=spec, out_specs=spec,
+                                 check_vma=False))
 
 
 @functools.lru_cache(maxsize=8)
@@ -629,7 +638,11 @@ def run_batch(
     n_dev = jax.device_count()
     n_chunks = -(-n_runs // chunk_size)
     chunk = -(-n_runs // n_chunks)  # equal chunks: at most n_chunks - 1 padded runs
-    chunk = -(-chunk // n_dev) * n_dev  # a multiple of the device count
+    # a multiple of LANES runs per device: every run then goes through XLA's vectorized loop body, never a
+    # scalar remainder loop or a batch-of-one specialization (whose rounding can differ in the last bit,
+    # e.g. FMA contraction or a transcendental's scalar path), so results do not depend on chunk_size or
+    # on the device count
+    chunk = -(-chunk // (n_dev * _LANES)) * (n_dev * _LANES)
     sharding = _run_sharding(tuple(jax.devices()))
     pieces: list[tuple[int, dict[str, Any]]] = []
     for lo in range(0, n_runs, chunk):
