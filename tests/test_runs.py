@@ -10,7 +10,6 @@ import optax
 import pytest
 
 from gradkit import landscapes, optim, runs
-from gradkit.cli import main
 
 ROSEN = landscapes.get("rosenbrock")
 STARTS = jnp.array([[-1.5, 2.0], [0.0, 0.0], [1.2, 1.2], [-0.5, -1.0], [2.0, -2.0]])
@@ -207,18 +206,6 @@ def test_nearest_minimum_basins():
     pts = np.array(him.minima) + 1e-3
     np.testing.assert_array_equal(runs.nearest_minimum(pts, him.minima), [0, 1, 2, 3])
     assert runs.nearest_minimum(np.zeros((1, 2)), him.minima).tolist() == [-1]
-
-
-def test_race_cli_small(tmp_path, capsys):
-    code = main(["race", "--landscapes", "himmelblau", "seed_quadratic", "--optimizers", "sgd", "adam", "lion",
-                 "--lrs", "0.001", "0.01", "--starts", "4", "--steps", "100", "--out", str(tmp_path)])
-    assert code == 0
-    out = capsys.readouterr().out
-    assert "== himmelblau: 96 runs" in out and "adam" in out and "best lr" in out
-    names = {p.name for p in tmp_path.iterdir()}
-    assert {"himmelblau_trajectories.png", "himmelblau_loss.png", "himmelblau_heatmap.png",
-            "himmelblau_basins.png", "himmelblau_steps.png", "seed_quadratic_heatmap.png"} <= names
-    assert main(["race", "--landscapes", "nope", "--no-plots"]) == 2
 
 
 # ---------------------------------------------------------------------------- verdicts
