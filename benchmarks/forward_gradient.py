@@ -5,12 +5,22 @@ jitted, params donated.  Tangents: ``rank_one`` (``a bᵀ`` on each weight matri
 a dense layer's tangent is a matrix-vector product), ``rademacher``, ``normal``.  Memory is XLA's own accounting of the compiled step
 (``memory_analysis()``: temporaries, i.e. activations kept for the backward pass).
 
+Second table (memory only, compilation without timing): an activation-heavy network, a deep
+narrow tanh MLP whose identical hidden layers are stacked and run by ``lax.scan`` (depth >= 16,
+batch 4096): backprop must keep every layer's activations for the backward pass, a
+forward-gradient step only the current layer's primal and tangent, so its peak temporary memory
+is a small, depth-independent fraction of backprop's.  Backprop is also measured on the same
+network unrolled in Python (its best layout: XLA stores one activation per layer there, where
+``lax.scan``'s residuals hold two).
+
     python benchmarks/forward_gradient.py
     python benchmarks/forward_gradient.py --quick
+    python benchmarks/forward_gradient.py --memory     # only the memory table (no timing)
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import statistics
 import sys
@@ -42,6 +52,49 @@ def mlp_problem(widths: list[int], batch: int):
         return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(logits), axis=-1))
 
     return loss, params
+
+
+def deep_problem(depth: int, width: int, batch: int, scan: bool = True, n_in: int = 32, n_out: int = 10):
+    """``depth`` identical hidden layers ``h ← tanh(h W_l + b_l)`` (weights stacked ``(depth, width,
+    width)``) between a ``n_in → width`` input layer and a ``width → n_out`` softmax head; the hidden
+    stack runs in a ``lax.scan`` (``scan=True``) or a Python loop."""
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    params = {"w_in": jax.random.normal(keys[0], (n_in, width)) / jnp.sqrt(n_in),
+              "w": jax.random.normal(keys[1], (depth, width, width)) / jnp.sqrt(width),
+              "b": jnp.zeros((depth, width)),
+              "w_out": jax.random.normal(keys[2], (width, n_out)) / jnp.sqrt(width)}
+    x = jax.random.normal(keys[3], (batch, n_in))
+    y = jnp.arange(batch) % n_out
+
+    def loss(p):
+        h = jnp.tanh(x @ p["w_in"])
+        if scan:
+            h, _ = jax.lax.scan(lambda h, wb: (jnp.tanh(h @ wb[0] + wb[1]), None), h, (p["w"], p["b"]))
+        else:
+            for i in range(depth):
+                h = jnp.tanh(h @ p["w"][i] + p["b"][i])
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(h @ p["w_out"], y))
+
+    return loss, params
+
+
+def memory_rows(configs) -> list[dict]:
+    """Compiled peak temporary memory (no timing) of backprop (scan and unrolled) and of a
+    forward-gradient step (scan) on :func:`deep_problem`."""
+    rows, key = [], jax.random.PRNGKey(1)
+    for depth, width, batch in configs:
+        loss, params = deep_problem(depth, width, batch, scan=True)
+        unrolled, _ = deep_problem(depth, width, batch, scan=False)
+        scan_fns, unrolled_fns = steps(loss), steps(unrolled)
+        bp_scan, bp_unrolled = temp_bytes(scan_fns["backprop"], params, key), temp_bytes(unrolled_fns["backprop"], params, key)
+        n = sum(p.size for p in jax.tree.leaves(params))
+        for k in ("FG rademacher", "FG normal"):
+            fg = temp_bytes(scan_fns[k], params, key)
+            rows.append({"model": f"tanh MLP depth {depth} width {width}", "params": n, "batch": batch,
+                         "tangents": k[3:], "backprop (scan) temp MB": bp_scan / 1e6,
+                         "backprop (unrolled) temp MB": bp_unrolled / 1e6, "forward-gradient temp MB": fg / 1e6,
+                         "ratio vs scan": fg / bp_scan, "ratio vs unrolled": fg / bp_unrolled})
+    return rows
 
 
 def steps(loss, lr: float = 1e-3):
@@ -96,8 +149,20 @@ def run(configs, repeats: int) -> list[dict]:
     return rows
 
 
+MEMORY_COLUMNS = ["model", "params", "batch", "tangents", "backprop (scan) temp MB", "backprop (unrolled) temp MB",
+                  "forward-gradient temp MB", "ratio vs scan", "ratio vs unrolled"]
+
+
 def main() -> None:
-    quick = _timing.quick_requested(__doc__)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, no JSON written")
+    parser.add_argument("--memory", action="store_true", help="only the activation-heavy memory table")
+    args = parser.parse_args()
+    quick = args.quick
+    memory_configs = [(16, 32, 4096)] if quick else [(16, 64, 4096), (32, 64, 4096), (64, 64, 4096)]
+    _timing.report("forward_gradient_memory", memory_rows(memory_configs), MEMORY_COLUMNS, quick)
+    if args.memory:
+        return
     if quick:
         configs, repeats = [("MLP 64-32-10", [64, 32, 10], 32)], 3
     else:
