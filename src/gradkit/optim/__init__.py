@@ -44,7 +44,18 @@ from gradkit.optim.newton import (
     newton_cg_trust_region,
     newton_root,
 )
+from gradkit.optim.adahessian import AdaHessianState, adahessian, hwio_spatial_axes, spatial_average
 from gradkit.optim.sam import SamAdversaryState, SamState, asam, sam, sam_perturbation
+from gradkit.optim.sophia import (
+    GnbState,
+    HutchinsonState,
+    SophiaState,
+    gnb_diagonal,
+    gnb_estimator_diag_hessian,
+    hutchinson_diagonal,
+    hutchinson_estimator_diag_hessian,
+    sophia,
+)
 
 FIRST_ORDER = {
     "sgd": sgd,
@@ -70,8 +81,25 @@ SECOND_ORDER = {
 }
 """Every second-order optimizer by name; each takes the objective as ``update(..., value_fn=f)``."""
 
+HESSIAN_AWARE = {"sophia": sophia, "adahessian": adahessian}
+"""Optimizers that estimate the Hessian's diagonal (Hutchinson / Gauss-Newton-Bartlett) from the
+objective passed as ``update(..., value_fn=f)`` (Sophia also takes optax's ``obj_fn=``)."""
+
 __all__ = [
+    "HESSIAN_AWARE",
     "SECOND_ORDER",
+    "AdaHessianState",
+    "GnbState",
+    "HutchinsonState",
+    "SophiaState",
+    "adahessian",
+    "gnb_diagonal",
+    "gnb_estimator_diag_hessian",
+    "hutchinson_diagonal",
+    "hutchinson_estimator_diag_hessian",
+    "hwio_spatial_axes",
+    "sophia",
+    "spatial_average",
     "HessianFreeState",
     "MinimizeResult",
     "NewtonCGState",
