@@ -197,7 +197,7 @@ def test_bad_learning_rate_is_rejected(name, lr):
 @pytest.mark.parametrize("make,arg", [
     (lambda v: optim.adam(0.1, b1=v), "b1"), (lambda v: optim.adam(0.1, b2=v), "b2"),
     (lambda v: optim.amsgrad(0.1, b1=v), "b1"), (lambda v: optim.lion(0.1, b2=v), "b2"),
-    (lambda v: optim.sgd(0.1, momentum=v), "beta"), (lambda v: optim.rmsprop(0.1, decay=v), "decay"),
+    (lambda v: optim.sgd(0.1, momentum=v), "momentum"), (lambda v: optim.rmsprop(0.1, decay=v), "decay"),
     (lambda v: optim.rmsprop(0.1, momentum=v), "momentum"), (lambda v: optim.adasmooth(0.1, rho2=v), "rho2"),
 ])
 @pytest.mark.parametrize("value", [float("nan"), 1.0, -1e-3, jnp.asarray(1.5)])

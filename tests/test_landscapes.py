@@ -107,7 +107,7 @@ def test_cli_lists_and_plots(tmp_path, capsys):
     png = tmp_path / "himmelblau.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert main(["landscapes", "--plot", "nope", "--out", str(tmp_path)]) == 2
-    assert "valid names" in capsys.readouterr().err
+    assert "expected any of: seed_quadratic" in capsys.readouterr().err
 
 
 def test_console_script_is_installed():

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from jax.flatten_util import ravel_pytree
 
 import gradkit as gk
@@ -20,6 +21,8 @@ from gradkit.linalg import (
     slq_density,
     steihaug_cg,
 )
+
+pytestmark = pytest.mark.xdist_group("linalg")  # one worker builds the module fixture
 
 
 def spd_system(n: int, seed: int = 0, shift: float = 0.1, dtype=np.float64):
