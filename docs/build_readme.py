@@ -25,11 +25,34 @@ def main() -> None:
     so_hvp = json.loads((results / "second_order_hvp.json").read_text())
     so_ncg = json.loads((results / "second_order_newton_cg.json").read_text())
     so_sharp = json.loads((results / "second_order_sharpness.json").read_text())
+    curv = json.loads((results / "curvature.json").read_text())
+    scale = json.loads((results / "hvp_scale.json").read_text())
+    fg_mem = json.loads((results / "forward_gradient_memory.json").read_text())
+    race = json.loads((results / "race.json").read_text())
     g3 = lambda v: f"{v:.3g}"
     throughput = [r for r in runs["rows"] if "gradkit run-steps/s" in r]
     big = next(r for r in runs["rows"] if "peak RSS GB" in r)
     text = (ROOT / "docs" / "README.template.md").read_text()
     replacements = {
+        "@RACE_RUNS@": f"{race['runs']:,}",
+        "@RACE_S@": f"{race['seconds']:.0f}",
+        "@RACE_CACHED_S@": f"{race['seconds_cached']:.0f}",
+        "@T_CURV@": table(curv["rows"], [
+            ("Lanczos steps (warm start)", "lanczos steps (warm start)", str),
+            ("train step ms", "train step (ms)", g3), ("one record ms", "one record (ms)", g3),
+            ("overhead at every=100", "overhead at every=100 (%)", lambda v: f"{v:.1f} %"),
+            ("tracked λ_max", "tracked λ_max", g3), ("converged λ_max", "converged λ_max (100 steps)", g3),
+            ("rel. error", "rel. error (%)", lambda v: f"{v:.2g} %")]),
+        "@T_SCALE@": table(scale["rows"], [
+            ("what", "what", str), ("per product / grad", "per product / grad", lambda v: f"{v:.2f}"),
+            ("peak temp MB", "peak temp MB", g3)]),
+        "@SCALE_MACHINE@": scale["machine"],
+        "@T_FG_MEM@": table(fg_mem["rows"], [
+            ("model", "model", str), ("batch", "batch", str), ("tangents", "tangents", str),
+            ("backprop (scan) MB", "backprop (scan) temp MB", g3),
+            ("backprop (unrolled) MB", "backprop (unrolled) temp MB", g3),
+            ("forward gradient MB", "forward-gradient temp MB", g3),
+            ("vs scan", "ratio vs scan", lambda v: f"{v:.2f}"), ("vs unrolled", "ratio vs unrolled", lambda v: f"{v:.2f}")]),
         "@MACHINE@": opt["machine"],
         "@NPARAMS@": f"{opt['rows'][0]['params']:,}",
         "@T_OPT@": table(opt["rows"], [("optimizer", "optimizer", str), ("gradkit ms", "gradkit ms", g3),

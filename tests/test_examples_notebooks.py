@@ -32,7 +32,7 @@ def test_example_runs(script, tmp_path):
 
 def test_every_example_takes_quick():
     missing = [p.name for p in ALL_EXAMPLES if "--quick" not in p.read_text()]
-    assert not missing and len(ALL_EXAMPLES) >= 8
+    assert not missing and len(ALL_EXAMPLES) >= 7
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.name)

@@ -18,7 +18,7 @@ TOL = {1: 1e-3, 2: 1e-4}  # the seed rounds RMSProp to 4 digits
 ADAM_TOL = 1e-7  # the Adam numbers are given to 7 decimals
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def results():
     return {r.name: r.trace for r in exercise.run_seed_exercise()}
 

@@ -176,7 +176,7 @@ def test_steihaug_indefinite_goes_to_the_boundary_without_nan():
 # ----------------------------------------------------------------------------- spectrum
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_model():
     """A tanh MLP 4-6-3 on 32 points (45 parameters) and its dense Hessian."""
     k1, k2, k3 = jax.random.split(jax.random.PRNGKey(1), 3)

@@ -21,7 +21,7 @@ CONFIG = race.RaceConfig(landscapes=("himmelblau", "seed_quadratic"), optimizers
                          learning_rates=LRS, starts_per_axis=4, steps=50, tol=1e-4, rtol=1e-7, top=3)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def raced(tmp_path_factory):
     out = tmp_path_factory.mktemp("race")
     lines: list[str] = []

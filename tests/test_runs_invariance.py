@@ -57,7 +57,7 @@ def run_script(tmp_path, devices: int, chunks: tuple[int, ...]) -> dict:
     return {k: data[k] for k in data.files if k not in ("n", "starts")}, data["starts"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def finals(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("invariance")
     (one, starts), (eight, _) = run_script(tmp, 1, (7, 70)), run_script(tmp, 8, (7, 70))

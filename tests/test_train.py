@@ -12,7 +12,7 @@ import pytest
 from gradkit import data, losses, models, optim, train
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def blobs():
     ds = data.make_classification(jax.random.PRNGKey(0), 256, 4, 3)
     return jnp.asarray(ds.features), jnp.asarray(ds.targets)

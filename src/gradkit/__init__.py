@@ -8,7 +8,21 @@ the race machinery.
 import importlib
 from typing import Any
 
-from gradkit import curvature, data, derivatives, diff, landscapes, linalg, losses, models, optim, profiles, runs, train
+from gradkit import (
+    curvature,
+    data,
+    derivatives,
+    diff,
+    landscapes,
+    linalg,
+    losses,
+    models,
+    optim,
+    profiles,
+    results,
+    runs,
+    train,
+)
 from gradkit.derivatives import (
     batched_hvp,
     directional_derivative,
@@ -59,6 +73,7 @@ __all__ = [
     "linalg",
     "optim",
     "profiles",
+    "results",
     "runs",
     "plot",
     "race",

@@ -69,6 +69,20 @@ def _cmd_exercise(args: argparse.Namespace) -> int:
     return 0
 
 
+def _persistent_compilation_cache() -> None:
+    """Keep XLA's compiled race kernels on disk (``$XDG_CACHE_HOME/gradkit/jax``, or the folder in
+    ``JAX_COMPILATION_CACHE_DIR`` when set): a second ``gradkit race`` skips most compilation."""
+    import os
+
+    import jax
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    jax.config.update("jax_compilation_cache_dir", os.path.join(base, "gradkit", "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+
+
 def _cmd_race(args: argparse.Namespace) -> int:
     import time
 
@@ -84,6 +98,7 @@ def _cmd_race(args: argparse.Namespace) -> int:
         race.validate(config)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    _persistent_compilation_cache()
     start = time.perf_counter()
     race.race(config)
     print(f"done in {time.perf_counter() - start:.1f} s")

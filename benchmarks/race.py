@@ -1,0 +1,48 @@
+"""Wall time of the README's showcase, `gradkit race` with its defaults, on this machine.
+
+Runs the command twice in fresh processes: once with an empty persistent compilation cache (what a
+first run on a fresh machine pays: mostly XLA compilation) and once more with the cache filled.
+Writes benchmarks/results/race.json.  ``--quick`` races one landscape and two optimizers (smoke test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _timing
+
+
+def timed_race(args: list[str], cache: str, out: str) -> tuple[float, int]:
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": cache, "MPLBACKEND": "Agg"}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "gradkit", "race", "--no-progress", "--out", out, *args],
+                          env=env, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - start
+    runs = sum(int(n.replace(",", "")) for n in re.findall(r"([\d,]+) runs", proc.stdout.split("\n== ", 1)[0]))
+    return seconds, runs
+
+
+def main() -> None:
+    quick = _timing.quick_requested(__doc__)
+    args = ["--landscapes", "himmelblau", "--optimizers", "sgd", "adam", "--steps", "50"] if quick else []
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
+        first, runs = timed_race(args, cache, out)
+        second, _ = timed_race(args, cache, out)
+    rows = [{"command": "gradkit race " + " ".join(args), "runs": runs, "first run s": first, "cached run s": second}]
+    _timing.print_table(rows, ["command", "runs", "first run s", "cached run s"])
+    if not quick:
+        path = Path(__file__).parent / "results" / "race.json"
+        path.write_text(json.dumps({"machine": _timing.machine(), "runs": runs, "seconds": first,
+                                    "seconds_cached": second}, indent=1))
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
