@@ -38,6 +38,9 @@ SCRIPT = textwrap.dedent("""
         "sam_optax_convention": optim.sam(optim.sgd(1e-3), optax.chain(optax.contrib.normalize(), optim.sgd(0.05))),
         "forward_gradient_descent": optim.forward_gradient_descent(optim.sgd(1e-3), key),
     })
+    OPTIMIZERS.update({name: make(1e-3) for name, make in optim.HESSIAN_AWARE.items()})
+    OPTIMIZERS.update({name: make() for name, make in optim.SECOND_ORDER.items() if name != "hessian_free"})
+    OPTIMIZERS["hessian_free"] = optim.hessian_free(curvature="hessian")
     out = {}
     for name, opt in OPTIMIZERS.items():
         for chunk in CHUNKS:
@@ -64,13 +67,6 @@ def finals(tmp_path_factory):
     return one, eight, starts
 
 
-KNOWN_DIFFERING = {"rmsprop_centered_momentum"}
-"""Differs in the last bit between 1 device and 8 devices (the same on every chunk size within
-each): the per-device program under ``shard_map`` rounds one operation differently from the
-same program compiled for one device (equal when compiled unsharded in the 8-device process);
-cause not found yet, tracked by the xfail test below."""
-
-
 def differing_variants(finals, names):
     one, eight, _ = finals
     differing = []
@@ -85,13 +81,8 @@ def differing_variants(finals, names):
 
 def test_every_optimizer_is_bit_identical_across_chunk_sizes_and_devices(finals):
     names = sorted({k.split("|")[0] for k in finals[0]})
-    assert len(names) >= 21
-    assert not differing_variants(finals, [n for n in names if n not in KNOWN_DIFFERING])
-
-
-@pytest.mark.xfail(reason="last-bit differences on 8 devices, cause not found (see KNOWN_DIFFERING)", strict=False)
-def test_known_differing_optimizers_are_bit_identical(finals):
-    assert not differing_variants(finals, sorted(KNOWN_DIFFERING))
+    assert len(names) >= 27
+    assert not differing_variants(finals, names)
 
 
 def test_runs_moved(finals):

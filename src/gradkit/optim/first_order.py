@@ -538,11 +538,12 @@ def adasmooth(
     rho1: Any = 0.5,
     rho2: Any = 0.99,
     eps: Any = 1e-6,
-    window: int = 10,
+    window: int | None = None,
 ) -> GradientTransformationExtraArgs:
     """AdaSmooth (Lu 2022, seed 002): per-coordinate decay from the effective ratio.
 
-    With ``Δx`` the last ``M = window`` updates (fewer at the start):
+    With ``Δx`` the last ``M = window`` updates (fewer at the start; ``window=None`` means
+    ``M = 10``, the paper's choice):
     ``e_t = |Σ_{i<M} Δx_{t-1-i}| / Σ_{i<M} |Δx_{t-1-i}|``  (0 when nothing has moved yet);
     ``c_t = (ρ2 - ρ1) e_t + (1 - ρ2)``;
     ``E[g²]_t = c_t² g² + (1 - c_t²) E[g²]_{t-1}``;
@@ -551,12 +552,17 @@ def adasmooth(
     (``e → 0``) slowly (``c → 1 - ρ2``).  Memory: ``M + 3`` arrays per parameter
     (the window as a ring buffer and its two running sums, recomputed exactly every
     ``M`` steps so rounding cannot accumulate).
+
+    ``M`` sets the state's shape, so it must be a Python int when ``init`` is traced.  The
+    default (``None``) keeps ``jax.jit(optax.inject_hyperparams(adasmooth)(...).init)`` working;
+    an explicit ``window`` given to ``inject_hyperparams`` needs ``static_args="window"``, as
+    ``optax.lbfgs``'s ``memory_size`` does.
     """
     check_learning_rate("adasmooth", learning_rate)
     check_decay("adasmooth", "rho1", rho1)
     check_decay("adasmooth", "rho2", rho2)
     check_nonnegative("adasmooth", "eps", eps)
-    static_window = _static_window(window)
+    static_window = ADASMOOTH_DEFAULT_WINDOW if window is None else _static_window(window)
     r1, r2 = concrete_scalar(rho1), concrete_scalar(rho2)
     if r1 is not None and r2 is not None and not r2 > r1:
         raise ValueError(f"adasmooth: needs rho2 > rho1, got rho1={rho1}, rho2={rho2}")
@@ -564,7 +570,8 @@ def adasmooth(
     def init(params: PyTree) -> AdaSmoothState:
         check_float_params("adasmooth", params)
         if static_window is None:
-            raise ValueError("adasmooth.init: window must be a concrete positive int (it sets the state's shape)")
+            raise ValueError("adasmooth.init: window is traced but sets the state's shape; pass "
+                             "static_args='window' to optax.inject_hyperparams (or leave window at its default)")
         history = jax.tree.map(lambda p: jnp.zeros((static_window,) + jnp.shape(p), jnp.result_type(p)), params)
         sq_avg, net, path = (optax.tree.zeros_like(params) for _ in range(3))  # distinct buffers
         return AdaSmoothState(zero_count(), sq_avg, history, net, path)
@@ -606,6 +613,10 @@ def adasmooth(
         return step, AdaSmoothState(increment(state.count), sq_avg, history, net, path)
 
     return GradientTransformationExtraArgs(init, update)
+
+
+ADASMOOTH_DEFAULT_WINDOW = 10
+"""``M`` of :func:`adasmooth` when ``window=None`` (Lu 2022 uses 10)."""
 
 
 def _static_window(window: Any) -> int | None:
