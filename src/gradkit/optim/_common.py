@@ -156,14 +156,24 @@ def bias_correct_pair(mu: PyTree, nu: PyTree, b1: Any, b2: Any, count: jax.Array
 
 
 def bias_correct(moment: PyTree, decay: Any, count: jax.Array) -> PyTree:
-    """``m̂ = m · (1 / (1 - β^t))``, the reciprocal computed in full precision then cast.
+    """``m̂ = m · (1 / (1 - β^t))`` for real leaves, ``m̂ = m / (1 - β^t)`` for complex ones, the
+    correction computed in full precision then cast.
 
-    Multiplying by an explicit reciprocal (as :func:`bias_correct_pair`) rather than dividing:
-    XLA rewrites a division by a scalar into that product in some compiled programs and not in
-    others (e.g. under ``shard_map``), which made results differ in the last bit between 1 and 8
-    devices; with the product written out every program rounds the same."""
+    Real leaves multiply by an explicit reciprocal (as :func:`bias_correct_pair`): XLA rewrites
+    a division by a broadcast scalar into that product in some compiled programs and not in
+    others (e.g. under ``shard_map``), which made results differ in the last bit between 1 and
+    8 devices; written out, every program rounds the same.  Complex leaves divide by the
+    correction cast to complex, exactly as optax does (complex division rounds differently
+    from a product with the reciprocal, and centered RMSProp's ``ŝ - |m̂|²`` amplifies that)."""
     inverse = 1 / (1 - decay**count)
-    return jax.tree.map(lambda m: m * jnp.asarray(inverse).astype(m.dtype), moment)
+    correction = 1 - decay**count
+
+    def one(m: jax.Array) -> jax.Array:
+        if jnp.iscomplexobj(m):
+            return m / jnp.asarray(correction).astype(m.dtype)
+        return m * jnp.asarray(inverse).astype(m.dtype)
+
+    return jax.tree.map(one, moment)
 
 
 def deterministic_sum(x: jax.Array) -> jax.Array:
