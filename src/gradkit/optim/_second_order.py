@@ -8,6 +8,19 @@ float64 or for a float32/float64 mix.  When some leaf is not in that dtype, ``up
 params up, evaluates the objective and its gradient there (the ``grads`` and ``value`` it was
 given were computed in the low precision and are recomputed, one extra gradient per step), runs
 the solve, and casts the updates back leaf by leaf, so each leaf keeps its own dtype.
+
+**Curvature.**  ``newton_cg``, ``newton_cg_trust_region`` and ``hessian_free`` take the matrix
+``B`` of their quadratic model from (first match wins, see :func:`curvature_matvec`)::
+
+    update(..., curvature_operator=op)   op built at the current params (e.g. on this step's batch)
+    curvature=builder                    op = builder(params) each step
+    the solver's default                 ∇²f(x) (Newton-CG, trust region) or the GGN (HF)
+
+An operator is a :class:`gradkit.curvature.CurvatureOperator` (``hessian``, ``ggn``,
+``fisher``, ``empirical_fisher``, maybe ``.damped(λ)``), linearized once per step by its
+``linearize()``, or any callable linear map ``v -> B v`` on params-shaped pytrees.  The
+linearized map is a closure, so the inner solve compiles per step when ``update`` runs
+eagerly: ``jax.jit`` the step (as ``gradkit.optim.minimize`` does).
 """
 
 from __future__ import annotations
@@ -22,10 +35,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gradkit.derivatives import scalar_fn
+from gradkit.curvature.operator import CurvatureOperator
+from gradkit.derivatives import scalar_fn, tree_mismatch
 from gradkit.optim._common import PyTree, check_tree_match
 
 ValueFn = Callable[[PyTree], jax.Array]
+Matvec = Callable[[PyTree], PyTree]
+CurvatureBuilder = Callable[[PyTree], Matvec]
 
 
 # ----------------------------------------------------------------------------- argument checks
@@ -159,3 +175,41 @@ def prepare(name: str, grads: PyTree, params: PyTree, value_fn: ValueFn | None, 
 def cast_back(updates: PyTree, params: PyTree) -> PyTree:
     """``updates`` leaf by leaf in the dtype of the matching ``params`` leaf."""
     return optax.tree.cast_like(updates, params)
+
+
+# ----------------------------------------------------------------------------- curvature operators
+
+
+def check_curvature_builder(name: str, curvature: Any) -> None:
+    """The constructor's ``curvature`` must be None or a callable ``params -> operator``."""
+    if curvature is not None and not callable(curvature):
+        raise TypeError(f"{name}: curvature must be a callable params -> operator (e.g. lambda p: "
+                        f"gradkit.curvature.ggn(model_fn, loss, p, batch)), got {type(curvature).__name__}")
+
+
+def as_matvec(name: str, arg: str, operator: Any, params: PyTree) -> Matvec:
+    """``v -> B v`` from ``operator``: a :class:`CurvatureOperator` (its params shaped like
+    ``params``, else a ``ValueError`` naming ``arg``) linearized once, or a callable linear map.
+    Products come back in the dtypes of ``v`` (the solver's compute dtype)."""
+    if isinstance(operator, CurvatureOperator):
+        problem = tree_mismatch(params, operator.params, f"{arg}'s params")
+        if problem:
+            raise ValueError(f"{name}: {arg} was built at other params: {problem}")
+        matvec = operator.linearize()
+    elif callable(operator):
+        matvec = operator
+    else:
+        raise TypeError(f"{name}: {arg} must be a CurvatureOperator or a callable v -> B v, "
+                        f"got {type(operator).__name__}")
+    return lambda v: optax.tree.cast_like(matvec(v), v)
+
+
+def curvature_matvec(name: str, params: PyTree, operator: Any, builder: CurvatureBuilder | None,
+                     default: Callable[[], Matvec]) -> Matvec:
+    """The curvature of one step at ``params`` (compute dtype): the update-time ``operator``
+    when given, else ``builder(params)``, else ``default()`` (see the module docstring)."""
+    if operator is not None:
+        return as_matvec(name, "curvature_operator", operator, params)
+    if builder is not None:
+        return as_matvec(name, "curvature", builder(params), params)
+    return default()

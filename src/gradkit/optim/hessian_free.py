@@ -16,17 +16,18 @@ from gradkit.derivatives import ggn_vp, hvp_operator
 from gradkit.optim._common import PyTree
 from gradkit.optim._line_search import init_line_search, make_line_search, search
 from gradkit.optim._second_order import (
+    CurvatureBuilder,
+    Matvec,
     ValueFn,
     cast_back,
     check_count,
     check_positive_finite,
     check_start,
     compute_params,
+    curvature_matvec,
     prepare,
 )
 from gradkit.results import Code, Result, make_result, maybe_throw, select_code, tree_all_finite
-
-Matvec = Callable[[PyTree], PyTree]
 
 
 class HessianFreeState(NamedTuple):
@@ -167,7 +168,7 @@ def curvature_product(kind: Literal["ggn", "hessian"], f: ValueFn, params: PyTre
 def hessian_free(
     initial_damping: float = 1.0,
     *,
-    curvature: Literal["ggn", "hessian"] = "ggn",
+    curvature: Literal["ggn", "hessian"] | CurvatureBuilder = "ggn",
     cg_maxiter: int = 250,
     warm_start_decay: float = 0.95,
     line_search: bool = True,
@@ -176,7 +177,7 @@ def hessian_free(
 ) -> optax.GradientTransformationExtraArgs:
     """Hessian-free optimization (Martens 2010; line search of Martens & Sutskever 2012)::
 
-        B = G + λ I      (G: Gauss-Newton Jᵀ H_L J, or the Hessian)
+        B = G + λ I      (G: Gauss-Newton Jᵀ H_L J, the Hessian, or a given curvature operator)
         p = CG(B p = -g, start ζ p_prev)        (martens_cg: progress stop, kept iterates)
         p ← the kept iterate before which f stops decreasing (CG-iterate backtracking)
         ρ = (f(x + p) - f(x)) / (gᵀp + ½ pᵀ G p)
@@ -188,6 +189,14 @@ def hessian_free(
     (so that ``value_fn = loss_fn ∘ model_fn``; ``value_fn`` may then be omitted).  All three
     may close over a mini-batch: the warm start and λ carry across batches.
 
+    ``G`` may instead come from an operator (see ``gradkit.optim._second_order``):
+    ``curvature=builder`` with ``builder(params)`` a ``gradkit.curvature.CurvatureOperator``
+    (e.g. ``lambda p: gradkit.curvature.ggn(model_fn, loss, p, batch)``, Martens' choice; a
+    ``fisher`` or ``empirical_fisher``) or any linear map ``v -> G v``, or the keyword
+    ``update(..., curvature_operator=op)`` with ``op`` built at the current params (it wins
+    over ``curvature``).  Either way only ``value_fn`` is needed; λ is added on top of any
+    damping the operator already has.
+
     With ``curvature="hessian"`` the damped Hessian may be indefinite: CG stops at the first
     direction of non-positive curvature (keeping its last iterate, or following that
     direction oriented downhill when it is the first; see :func:`martens_cg`) and λ grows.
@@ -197,8 +206,13 @@ def hessian_free(
     ``0 < drop < 1``, ``0 <= warm_start_decay <= 1``, ``cg_maxiter >= 1``.
     """
     name = "hessian_free"
-    if curvature not in ("ggn", "hessian"):
-        raise ValueError(f"{name}: curvature must be 'ggn' or 'hessian', got {curvature!r}")
+    if isinstance(curvature, str) and curvature not in ("ggn", "hessian"):
+        raise ValueError(f"{name}: curvature must be 'ggn', 'hessian' or a callable params -> operator, "
+                         f"got {curvature!r}")
+    if not isinstance(curvature, str) and not callable(curvature):
+        raise TypeError(f"{name}: curvature must be 'ggn', 'hessian' or a callable params -> operator, "
+                        f"got {type(curvature).__name__}")
+    builder = None if isinstance(curvature, str) else curvature
     check_positive_finite(name, "initial_damping", initial_damping)
     if not 0 <= warm_start_decay <= 1:
         raise ValueError(f"{name}: warm_start_decay must be in [0, 1], got {warm_start_decay}")
@@ -220,15 +234,15 @@ def hessian_free(
     def update(grads: PyTree, state: HessianFreeState, params: PyTree = None, *,
                value_fn: ValueFn | None = None, model_fn: Callable[[PyTree], Any] | None = None,
                loss_fn: Callable[[Any], jax.Array] | None = None, value: jax.Array | None = None,
-               **extra: Any) -> tuple[PyTree, HessianFreeState]:
-        if curvature == "ggn":
-            if model_fn is None or loss_fn is None:
-                raise ValueError("hessian_free(curvature='ggn').update needs model_fn and loss_fn keywords "
-                                 "(value_fn = loss_fn(model_fn(params)))")
-            if value_fn is None:
-                value_fn = lambda p: loss_fn(model_fn(p))
+               curvature_operator: Any = None, **extra: Any) -> tuple[PyTree, HessianFreeState]:
+        if builder is None and curvature == "ggn" and curvature_operator is None and (model_fn is None or loss_fn is None):
+            raise ValueError("hessian_free(curvature='ggn').update needs model_fn and loss_fn keywords "
+                             "(value_fn = loss_fn(model_fn(params))), or a curvature_operator")
+        if value_fn is None and model_fn is not None and loss_fn is not None:
+            value_fn = lambda p: loss_fn(model_fn(p))
         f, x, g, value = prepare(name, grads, params, value_fn, value)
-        product = curvature_product(curvature, f, x, model_fn, loss_fn)
+        product = curvature_matvec(name, x, curvature_operator, builder,
+                                   lambda: curvature_product(curvature, f, x, model_fn, loss_fn))
         damping = state.damping
 
         def damped(v: PyTree) -> PyTree:

@@ -1,4 +1,5 @@
-"""Trust-region Newton-CG (Steihaug-Toint; scipy's ``minimize(method="trust-ncg")``)."""
+"""Trust-region Newton-CG (Steihaug-Toint; scipy's ``minimize(method="trust-ncg")``), on the
+Hessian or any curvature operator."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import optax
 from gradkit.linalg.cg import steihaug_cg
 from gradkit.optim._common import PyTree
 from gradkit.optim._second_order import (
+    CurvatureBuilder,
     ValueFn,
     cast_back,
     check_count,
+    check_curvature_builder,
     check_positive_finite,
     check_start,
     compute_params,
+    curvature_matvec,
     prepare,
 )
 from gradkit.optim.newton_cg import forcing_tolerance, hessian_product
@@ -43,14 +47,19 @@ def newton_cg_trust_region(
     eta: float = 0.15,
     *,
     cg_maxiter: int | None = None,
+    curvature: CurvatureBuilder | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Trust-region Newton-CG (Steihaug-Toint; scipy's ``trust-ncg``)::
 
-        p = argmin_{||p|| <= Δ} gᵀp + ½ pᵀ H p    (gradkit.linalg.steihaug_cg, tol min(0.5, √||g||))
+        p = argmin_{||p|| <= Δ} m(p) = gᵀp + ½ pᵀ B p    (gradkit.linalg.steihaug_cg, tol min(0.5, √||g||))
         ρ = (f(x) - f(x + p)) / (-m(p))
         Δ ← Δ/4 if ρ < ¼;  Δ ← min(2Δ, Δ_max) if ρ > ¾ and ||p|| = Δ
         x ← x + p if ρ > η, else stay
 
+    ``B`` is the Hessian ``∇²f(x)`` by default, or the operator of ``curvature(params)`` — a
+    ``gradkit.curvature.CurvatureOperator`` (e.g. the GGN, or ``hessian(f, p).damped(λ)``) or any
+    linear map ``v -> B v`` — or of ``update(..., curvature_operator=op)``, which wins (see
+    ``gradkit.optim._second_order``); ρ always compares with the true ``f``.
     Handles indefinite Hessians by construction (a negative-curvature direction is
     followed to the boundary).  A rejected step returns zero updates (the radius shrinks).
     ``0 < initial_radius < max_radius`` (finite), ``0 <= eta < 0.25``, ``cg_maxiter >= 1``
@@ -65,6 +74,7 @@ def newton_cg_trust_region(
         raise ValueError(f"{name}: initial_radius must be < max_radius, got {initial_radius} >= {max_radius}")
     if cg_maxiter is not None:
         check_count(name, "cg_maxiter", cg_maxiter, 1)
+    check_curvature_builder(name, curvature)
 
     def init(params: PyTree) -> TrustRegionState:
         check_start(name, params)
@@ -76,11 +86,12 @@ def newton_cg_trust_region(
                                 optax.tree.zeros_like(params_c))
 
     def update(grads: PyTree, state: TrustRegionState, params: PyTree = None, *,
-               value_fn: ValueFn | None = None, value: jax.Array | None = None, **extra: Any
-               ) -> tuple[PyTree, TrustRegionState]:
+               value_fn: ValueFn | None = None, value: jax.Array | None = None,
+               curvature_operator: Any = None, **extra: Any) -> tuple[PyTree, TrustRegionState]:
         problem = prepare(name, grads, params, value_fn, value)
         f, x, g, value = problem
-        info = steihaug_cg(hessian_product(f, x), g, state.radius,
+        matvec = curvature_matvec(name, x, curvature_operator, curvature, lambda: hessian_product(f, x))
+        info = steihaug_cg(matvec, g, state.radius,
                            tol=forcing_tolerance(optax.tree.norm(g)), maxiter=cg_maxiter)
         step = optax.tree.cast_like(info.x, x)
         new_value, new_grad = jax.value_and_grad(f)(optax.tree.add(x, step))
