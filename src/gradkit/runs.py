@@ -473,6 +473,22 @@ def _compiled(objective: Callable[[PyTree], jax.Array], make_optimizer: Optimize
                                  check_vma=False))
 
 
+@functools.lru_cache(maxsize=64)
+def _chunk_of(lo: int, hi: int, chunk: int, sharding: NamedSharding) -> Callable[[PyTree], PyTree]:
+    """Runs ``lo:hi`` of every leaf, padded to ``chunk`` by repeating the last run (so every
+    chunk has the compiled shape), placed with ``sharding``: one jitted call (~30 us) where
+    the eager slicing, repeat, concatenate and device_put cost ~0.4 ms at 10^3 runs."""
+
+    def take(a: jax.Array) -> jax.Array:
+        part = a[lo:hi]
+        pad = chunk - (hi - lo)
+        if pad:
+            part = jnp.concatenate([part, jnp.repeat(part[-1:], pad, axis=0)])
+        return part
+
+    return jax.jit(lambda tree: jax.tree.map(take, tree), out_shardings=sharding)
+
+
 @functools.lru_cache(maxsize=8)
 def _run_sharding(devices: tuple[jax.Device, ...]) -> NamedSharding:
     """The run axis split over ``devices`` (a 1-D mesh), cached: building it costs ~10 us per call."""
@@ -645,20 +661,15 @@ def run_batch(
     chunk = -(-chunk // (n_dev * _LANES)) * (n_dev * _LANES)
     sharding = _run_sharding(tuple(jax.devices()))
     pieces: list[tuple[int, dict[str, Any]]] = []
+    inputs = (starts, hparams)
     for lo in range(0, n_runs, chunk):
         hi = min(lo + chunk, n_runs)
-        pad = chunk - (hi - lo)
-
-        def take(a: jax.Array) -> jax.Array:
-            if n_dev == 1 and not pad and hi - lo == len(a):
-                return a  # the whole batch on the only device: no copy
-            part = a[lo:hi]
-            if pad:  # repeat the last run so every chunk has the compiled shape
-                part = jnp.concatenate([part, jnp.repeat(part[-1:], pad, axis=0)])
-            return jax.device_put(part, sharding)
-
+        if n_dev == 1 and lo == 0 and hi == n_runs == chunk:
+            part = inputs  # the whole batch, unpadded, on the only device: no copy
+        else:  # one compiled slice-and-pad per chunk geometry, not a dozen eager ops per call
+            part = _chunk_of(lo, hi, chunk, sharding)(inputs)
         # dispatch every chunk before reading any back, so the device never waits on the host
-        pieces.append((hi - lo, fn(jax.tree.map(take, starts), {k: take(v) for k, v in hparams.items()})))
+        pieces.append((hi - lo, fn(*part)))
     bar = None
     if progress:
         from tqdm.auto import tqdm
