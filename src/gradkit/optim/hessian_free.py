@@ -13,6 +13,7 @@ import numpy as np
 import optax
 
 from gradkit.derivatives import ggn_vp, hvp_operator
+from gradkit.linalg.cg import _safe_div
 from gradkit.optim._common import PyTree
 from gradkit.optim._line_search import init_line_search, make_line_search, search
 from gradkit.optim._second_order import (
@@ -52,11 +53,6 @@ def _snapshot_iterations(maxiter: int, base: float = 1.3) -> np.ndarray:
         its.append(math.ceil(base**j))
         j += 1
     return np.unique(np.asarray(its, dtype=np.int32))
-
-
-def _safe_div(num: jax.Array, den: jax.Array) -> jax.Array:
-    ok = den != 0
-    return jnp.where(ok, num / jnp.where(ok, den, 1), 0)
 
 
 def martens_cg(
