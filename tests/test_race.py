@@ -140,11 +140,17 @@ def test_run_steps_counted_for_the_progress_bar(raced):
     assert race.total_run_steps(CONFIG) == runs_done * CONFIG.steps == 2 * 7 * 16 * 50
 
 
-@pytest.mark.parametrize("name, reference", [("lbfgs", optax.lbfgs), ("newton_cg", optim.newton_cg)])
+@pytest.mark.parametrize("name, reference", [
+    ("lbfgs", optax.lbfgs), ("newton_cg", optim.newton_cg),
+    ("hessian_free", lambda: optim.hessian_free(curvature="hessian")),
+    ("sophia", lambda: optim.sophia(1e-2)), ("adahessian", lambda: optim.adahessian(1e-2)),
+])
 def test_second_order_contenders_are_the_library_optimizers(name, reference):
-    """The race's L-BFGS is optax.lbfgs and its Newton-CG gradkit's, run as a plain Python loop would."""
+    """The race's L-BFGS is optax.lbfgs, its Newton-CG, Hessian-free, Sophia and AdaHessian
+    gradkit's, each run as a plain Python loop would (the Hessian-aware ones at learning rate 1e-2)."""
     land = landscapes.get("himmelblau")
-    res = race.race_landscape("himmelblau", race.RaceConfig(optimizers=(name,), starts_per_axis=2, steps=20, out=None))
+    res = race.race_landscape("himmelblau", race.RaceConfig(optimizers=(name,), starts_per_axis=2, steps=20, out=None,
+                                                            learning_rates=(1e-2,)))
     opt = reference()
 
     @jax.jit

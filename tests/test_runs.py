@@ -293,7 +293,8 @@ def loop_costs(f, opt, x0, steps, per_step, **extra):
     return np.array(costs), np.array(values)
 
 
-@pytest.mark.parametrize("name", ["sgd", "sam", "forward", "newton_cg", "lbfgs", "sophia"])
+@pytest.mark.parametrize("name", ["sgd", "sam", "forward", "newton_cg", "lbfgs", "sophia", "gradkit_sophia",
+                                  "adahessian"])
 def test_cost_in_gradient_equivalents_matches_the_optimizer_state(name):
     import optax.contrib
 
@@ -309,11 +310,13 @@ def test_cost_in_gradient_equivalents_matches_the_optimizer_state(name):
                       + 0.5 * n.line_search.info.num_linesearch_steps),
         "lbfgs": (optax.lbfgs(), lambda o, n: 1.0 * n[-1].info.num_linesearch_steps),
         "sophia": (optax.contrib.sophia(0.05, update_interval=5), lambda o, n: 1.0 + 2.0 * (o[0].count % 5 == 0)),
+        "gradkit_sophia": (optim.sophia(0.05, update_interval=5), lambda o, n: 1.0 + 2.0 * (o.count % 5 == 0)),
+        "adahessian": (optim.adahessian(0.05), lambda o, n: 3.0),  # gradient + one HVP probe
     }
     opt, per_step = cases[name]
     res = runs.run(quad, opt, starts, steps, tol=1e-6, f_star=0.0)
     for i, x0 in enumerate(starts):
-        extra = {"obj_fn": quad} if name == "sophia" else {}
+        extra = {"obj_fn": quad} if "sophia" in name else {}
         costs, values = loop_costs(quad, opt, x0, steps, per_step, **extra)
         assert res.cost[i] == pytest.approx(costs[-1], rel=1e-12)
         _, settled, ended = verdicts_from(np.abs(values) <= 1e-6)

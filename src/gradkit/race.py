@@ -68,6 +68,12 @@ def fgd(learning_rate: Any) -> optax.GradientTransformationExtraArgs:
     return optim.forward_gradient_descent(optim.sgd(learning_rate), jax.random.PRNGKey(_FGD_KEY))
 
 
+def hessian_free(**config: Any) -> optax.GradientTransformationExtraArgs:
+    """Hessian-free on the exact Hessian (``gradkit.optim.hessian_free(curvature="hessian")``): a
+    2D landscape has no model/loss split for the Gauss-Newton matrix."""
+    return optim.hessian_free(curvature="hessian", **config)
+
+
 @dataclasses.dataclass(frozen=True)
 class Contender:
     """An optimizer in the race: ``make(**config)`` builds it; ``swept`` names the
@@ -83,6 +89,8 @@ CONTENDERS: dict[str, Contender] = {
     "lbfgs": Contender(optax.lbfgs, (), "quasi-Newton"),  # optax's own: memory 10, zoom (strong Wolfe) line search
     "newton_cg": Contender(optim.newton_cg, (), "second-order"),
     "newton_cg_trust_region": Contender(optim.newton_cg_trust_region, (), "second-order"),
+    "hessian_free": Contender(hessian_free, (), "second-order"),
+    **{name: Contender(make, ("learning_rate",), "Hessian-aware") for name, make in optim.HESSIAN_AWARE.items()},
     "sam": Contender(sam, ("learning_rate",), "sharpness-aware"),
     "fgd": Contender(fgd, ("learning_rate",), "forward-gradient"),
 }

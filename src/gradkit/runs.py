@@ -43,10 +43,10 @@ the state tree) says on top of the runner's ``value_and_grad`` at the new point 
 SAM +1 gradient; gradkit Newton-CG / Hessian-free + 2 per HVP (``hvp_count``), the trust
 region +2 per HVP and its trial ``value_and_grad``; dense Newton + 2·n (n HVPs make the
 Hessian); optax zoom line search (``optax.lbfgs``) +1 per ``info.num_linesearch_steps``;
-optax backtracking +1/2 per step of it; Hutchinson (``optax.contrib.sophia``) +2 on the
-steps whose estimator key moved (one HVP every ``update_interval`` steps: counted
-at the rate the method needs, although under ``vmap`` ``lax.cond`` computes both
-branches); forward gradients ``num_tangents`` JVPs.  Where the state already holds the
+optax backtracking +1/2 per step of it; Hutchinson (``optax.contrib.sophia``, gradkit's
+``sophia``) +2 on the steps whose estimator key moved (one HVP every ``update_interval``
+steps: counted at the rate the method needs, although under ``vmap`` ``lax.cond`` computes
+both branches); AdaHessian +2 (one Hutchinson probe per step); forward gradients ``num_tangents`` JVPs.  Where the state already holds the
 value and gradient at the new point (zoom line search, trust region) or the method
 never uses the gradient (forward gradients), the runner's own ``value_and_grad`` is
 bookkeeping and is not counted.  Register a new state type in :data:`COST_MODELS`.
@@ -80,8 +80,8 @@ import optax.contrib
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gradkit.optim import (ForwardGradientState, HessianFreeState, NewtonCGState, NewtonState, SamState,
-                           TrustRegionState)
+from gradkit.optim import (AdaHessianState, ForwardGradientState, HessianFreeState, HutchinsonState,
+                           NewtonCGState, NewtonState, SamState, TrustRegionState)
 
 PyTree = Any
 OptimizerFactory = Callable[..., optax.GradientTransformation]
@@ -193,6 +193,8 @@ def _cost_models() -> dict[type, Callable[[optax.GradientTransformation, PyTree]
             counted=lambda o, n: COST_UNITS["grad"] * n.info.num_linesearch_steps, replaces_runner_evaluation=True),
         backtracking: lambda opt, x: CostModel(counted=lambda o, n: COST_UNITS["value"] * n.info.num_linesearch_steps),
         optax.contrib.HutchinsonState: lambda opt, x: CostModel(counted=_key_moved),
+        HutchinsonState: lambda opt, x: CostModel(counted=_key_moved),  # gradkit's Sophia-H
+        AdaHessianState: lambda opt, x: CostModel(per_step=COST_UNITS["hvp"]),  # one Hutchinson probe per step
         ForwardGradientState: lambda opt, x: CostModel(
             per_step=COST_UNITS["jvp"] * _closure_value(opt.update, "num_tangents", 1),
             replaces_runner_evaluation=True),
