@@ -7,11 +7,16 @@ a dense layer's tangent is a matrix-vector product), ``rademacher``, ``normal``.
 
 Second table (memory only, compilation without timing): an activation-heavy network, a deep
 narrow tanh MLP whose identical hidden layers are stacked and run by ``lax.scan`` (depth >= 16,
-batch 4096): backprop must keep every layer's activations for the backward pass, a
-forward-gradient step only the current layer's primal and tangent, so its peak temporary memory
-is a small, depth-independent fraction of backprop's.  Backprop is also measured on the same
-network unrolled in Python (its best layout: XLA stores one activation per layer there, where
-``lax.scan``'s residuals hold two).
+batch 4096; one activation ``A = 4·batch·width`` bytes).  Backprop (``jax.grad``, the scan loss
+and the same network unrolled in Python, its best layout: one activation per layer where
+``lax.scan``'s residuals hold two) keeps ``≥ depth·A``.  Forward gradients:
+
+* ``FG jvp``: ``optim.forward_gradient`` (``jax.jvp`` through the user's scan loss): ``5A``
+  (``h``, a copy of ``h``, ``ḣW``, ``h v_W``, ``hW``), 0.29x backprop-unrolled at depth 16.
+* ``FG scan``: ``optim.forward.scan_forward_gradient``: one scan carrying ``(h, ḣ)``, each
+  layer's tangent drawn inside it from a folded key, ``ż`` ordered before ``hW``, fused
+  ``tanh`` derivative, ``ĝ = s v`` drawn again after the scan: ``4A`` with dense tangents,
+  ``3A`` (the floor: ``h``, ``ḣ``/``ż`` and the matmul output being formed) with ``rank_one``.
 
     python benchmarks/forward_gradient.py
     python benchmarks/forward_gradient.py --quick
@@ -35,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _timing
 
 from gradkit import optim
+from gradkit.optim.forward import scan_forward_gradient
 
 
 def mlp_problem(widths: list[int], batch: int):
@@ -54,45 +60,79 @@ def mlp_problem(widths: list[int], batch: int):
     return loss, params
 
 
-def deep_problem(depth: int, width: int, batch: int, scan: bool = True, n_in: int = 32, n_out: int = 10):
+def deep_problem(depth: int, width: int, batch: int, n_in: int = 32, n_out: int = 10):
     """``depth`` identical hidden layers ``h ← tanh(h W_l + b_l)`` (weights stacked ``(depth, width,
-    width)``) between a ``n_in → width`` input layer and a ``width → n_out`` softmax head; the hidden
-    stack runs in a ``lax.scan`` (``scan=True``) or a Python loop."""
+    width)``) between a ``n_in → width`` tanh input layer and a ``width → n_out`` softmax head.
+
+    Returns ``(parts, params, scan_loss, unrolled_loss)``: ``parts = (stem, affine, tanh, head)`` for
+    :func:`gradkit.optim.forward.scan_forward_gradient`, ``params = (w_in, {"w", "b"}, w_out)``, and
+    the same loss as a user writes it for ``jax.grad``: hidden stack in a ``lax.scan``, or unrolled
+    in a Python loop."""
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
-    params = {"w_in": jax.random.normal(keys[0], (n_in, width)) / jnp.sqrt(n_in),
-              "w": jax.random.normal(keys[1], (depth, width, width)) / jnp.sqrt(width),
-              "b": jnp.zeros((depth, width)),
-              "w_out": jax.random.normal(keys[2], (width, n_out)) / jnp.sqrt(width)}
+    params = (jax.random.normal(keys[0], (n_in, width)) / jnp.sqrt(n_in),
+              {"w": jax.random.normal(keys[1], (depth, width, width)) / jnp.sqrt(width), "b": jnp.zeros((depth, width))},
+              jax.random.normal(keys[2], (width, n_out)) / jnp.sqrt(width))
     x = jax.random.normal(keys[3], (batch, n_in))
     y = jnp.arange(batch) % n_out
 
-    def loss(p):
-        h = jnp.tanh(x @ p["w_in"])
-        if scan:
-            h, _ = jax.lax.scan(lambda h, wb: (jnp.tanh(h @ wb[0] + wb[1]), None), h, (p["w"], p["b"]))
-        else:
-            for i in range(depth):
-                h = jnp.tanh(h @ p["w"][i] + p["b"][i])
-        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(h @ p["w_out"], y))
+    def stem(w_in):
+        return jnp.tanh(x @ w_in)
 
-    return loss, params
+    def affine(layer, h):
+        return h @ layer["w"] + layer["b"]
+
+    def head(w_out, h):
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(h @ w_out, y))
+
+    def scan_loss(p):
+        h, _ = jax.lax.scan(lambda h, layer: (jnp.tanh(affine(layer, h)), None), stem(p[0]), p[1])
+        return head(p[2], h)
+
+    def unrolled_loss(p):
+        h = stem(p[0])
+        for i in range(depth):
+            h = jnp.tanh(h @ p[1]["w"][i] + p[1]["b"][i])
+        return head(p[2], h)
+
+    return (stem, affine, jnp.tanh, head), params, scan_loss, unrolled_loss
+
+
+def sgd_step(gradient, lr: float = 1e-3):
+    """Jitted ``θ ← θ - lr·gradient(θ, key)`` (optax SGD), params donated."""
+    opt = optax.sgd(lr)
+
+    @functools.partial(jax.jit, donate_argnums=(0,))
+    def step(params, key):
+        u, _ = opt.update(gradient(params, key), opt.init(params), params)
+        return optax.apply_updates(params, u)
+
+    return step
 
 
 def memory_rows(configs) -> list[dict]:
-    """Compiled peak temporary memory (no timing) of backprop (scan and unrolled) and of a
-    forward-gradient step (scan) on :func:`deep_problem`."""
+    """Compiled peak temporary memory (no timing) of an SGD step on :func:`deep_problem`: backprop
+    (``jax.grad`` of the scan and of the unrolled loss), forward gradient through ``jax.jvp`` of
+    the scan loss (:func:`gradkit.optim.forward_gradient`), and the layer-streamed forward gradient
+    (:func:`gradkit.optim.forward.scan_forward_gradient`).  ``floor``: the bytes a layer step must
+    hold, ``h``, ``ḣ`` (or ``ż``) and the matmul output being formed, 3 activations."""
     rows, key = [], jax.random.PRNGKey(1)
     for depth, width, batch in configs:
-        loss, params = deep_problem(depth, width, batch, scan=True)
-        unrolled, _ = deep_problem(depth, width, batch, scan=False)
-        scan_fns, unrolled_fns = steps(loss), steps(unrolled)
-        bp_scan, bp_unrolled = temp_bytes(scan_fns["backprop"], params, key), temp_bytes(unrolled_fns["backprop"], params, key)
+        (stem, affine, act, head), params, scan_loss, unrolled_loss = deep_problem(depth, width, batch)
+        bp_scan = temp_bytes(sgd_step(lambda p, k: jax.grad(scan_loss)(p)), params, key)
+        bp_unrolled = temp_bytes(sgd_step(lambda p, k: jax.grad(unrolled_loss)(p)), params, key)
+        activation = batch * width * 4
         n = sum(p.size for p in jax.tree.leaves(params))
-        for k in ("FG rademacher", "FG normal"):
-            fg = temp_bytes(scan_fns[k], params, key)
+        for dist in ("rademacher", "normal", "rank_one"):
+            jvp = temp_bytes(sgd_step(lambda p, k, d=dist: optim.forward_gradient(scan_loss, p, k, distribution=d)[1]),
+                             params, key)
+            fg = temp_bytes(sgd_step(lambda p, k, d=dist: scan_forward_gradient(stem, affine, act, head, p, k,
+                                                                                distribution=d)[1]), params, key)
             rows.append({"model": f"tanh MLP depth {depth} width {width}", "params": n, "batch": batch,
-                         "tangents": k[3:], "backprop (scan) temp MB": bp_scan / 1e6,
-                         "backprop (unrolled) temp MB": bp_unrolled / 1e6, "forward-gradient temp MB": fg / 1e6,
+                         "tangents": dist, "activation MB": activation / 1e6,
+                         "backprop (scan) temp MB": bp_scan / 1e6, "backprop (unrolled) temp MB": bp_unrolled / 1e6,
+                         "FG jvp temp MB": jvp / 1e6, "forward-gradient temp MB": fg / 1e6,
+                         "FG scan activations": fg / activation, "floor MB": 3 * activation / 1e6,
+                         "FG jvp ratio vs unrolled": jvp / bp_unrolled,
                          "ratio vs scan": fg / bp_scan, "ratio vs unrolled": fg / bp_unrolled})
     return rows
 
@@ -149,8 +189,9 @@ def run(configs, repeats: int) -> list[dict]:
     return rows
 
 
-MEMORY_COLUMNS = ["model", "params", "batch", "tangents", "backprop (scan) temp MB", "backprop (unrolled) temp MB",
-                  "forward-gradient temp MB", "ratio vs scan", "ratio vs unrolled"]
+MEMORY_COLUMNS = ["model", "batch", "tangents", "activation MB", "backprop (scan) temp MB",
+                  "backprop (unrolled) temp MB", "FG jvp temp MB", "FG jvp ratio vs unrolled", "forward-gradient temp MB",
+                  "FG scan activations", "floor MB", "ratio vs scan", "ratio vs unrolled"]
 
 
 def main() -> None:
