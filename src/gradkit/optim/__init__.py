@@ -28,6 +28,9 @@ from gradkit.optim.forward import (
     forward_gradient,
     forward_gradient_descent,
     sample_tangents,
+    scan_forward_gradient,
+    scan_objective,
+    scan_tangents,
 )
 from gradkit.optim.newton import (
     HessianFreeState,
@@ -118,6 +121,9 @@ __all__ = [
     "forward_gradient",
     "forward_gradient_descent",
     "sample_tangents",
+    "scan_forward_gradient",
+    "scan_objective",
+    "scan_tangents",
     "AdagradState",
     "AdamState",
     "AdaSmoothState",
