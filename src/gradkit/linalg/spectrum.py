@@ -252,22 +252,34 @@ def _lanczos_impl(matvec: Matvec, like: PyTree, key: jax.Array, v0: PyTree | Non
     flat_matvec, _, dtype, result_dtype = _flat_operator(matvec, like, "lanczos")
     n, m = ravel_pytree(like)[0].size, num_steps
     key_start, key_restart = jax.random.split(key)
-    random_start = jax.random.normal(key_start, (n,), dtype)
+    random_start = lambda: jax.random.normal(key_start, (n,), dtype)
     if v0 is None:
-        start, bad_start = random_start, jnp.asarray(False)
+        start, bad_start = random_start(), jnp.asarray(False)
     else:
         start = ravel_pytree(v0)[0].astype(dtype)
         start_norm = jnp.linalg.norm(start)
         bad_start = ~(jnp.isfinite(start_norm) & (start_norm > 0))
-        start = jnp.where(bad_start, random_start, start)
+        # lax.cond, not jnp.where: the n random draws cost as much as a product, so only on a bad start
+        start = jax.lax.cond(bad_start, random_start, lambda: start)
     start = start / jnp.linalg.norm(start)
     basis = jnp.zeros((m + 1, n), dtype).at[0].set(start)  # row m is scratch
     eps, tiny = jnp.finfo(dtype).eps, jnp.finfo(dtype).tiny
 
+    def project_out(w: jax.Array, basis: jax.Array) -> jax.Array:
+        return w - basis.T @ (basis @ w)
+
     def orthogonalize(w: jax.Array, basis: jax.Array) -> jax.Array:
+        # DGKS: a second pass only when the first cancelled more than 1/√2 of ||w|| ("twice is
+        # enough"); lax.cond so that the usual case reads the (m+1, n) basis twice, not four times
+        once = project_out(w, basis)
+        cancelled = jnp.linalg.norm(once) < 0.7071 * jnp.linalg.norm(w)
+        return jax.lax.cond(cancelled, lambda u: project_out(u, basis), lambda u: u, once)
+
+    def fresh_vector(j: jax.Array, basis: jax.Array) -> jax.Array:
+        fresh = jax.random.normal(jax.random.fold_in(key_restart, j), (n,), dtype)
         for _ in range(2):
-            w = w - basis.T @ (basis @ w)
-        return w
+            fresh = project_out(fresh, basis)
+        return fresh / jnp.linalg.norm(fresh)
 
     def body(j: int, state: tuple) -> tuple:
         basis, alphas, betas, previous_beta, steps, restarts = state
@@ -278,8 +290,8 @@ def _lanczos_impl(matvec: Matvec, like: PyTree, key: jax.Array, v0: PyTree | Non
         beta = jnp.linalg.norm(w)
         scale = jnp.maximum(jnp.abs(alpha), previous_beta)
         breakdown = beta <= n * eps * jnp.maximum(scale, tiny)
-        fresh = orthogonalize(jax.random.normal(jax.random.fold_in(key_restart, j), (n,), dtype), basis)
-        next_v = jnp.where(breakdown, fresh / jnp.linalg.norm(fresh), w / jnp.where(breakdown, 1, beta))
+        # only on breakdown: a random draw and its orthogonalization cost about a product each
+        next_v = jax.lax.cond(breakdown, lambda: fresh_vector(j, basis), lambda: w / jnp.where(breakdown, 1, beta))
         beta = jnp.where(breakdown, 0, beta)
         ok = (steps == j) & jnp.all(jnp.isfinite(next_v)) & jnp.isfinite(alpha) & jnp.isfinite(beta)
         basis = basis.at[j + 1].set(jnp.where(ok, next_v, 0))
