@@ -64,6 +64,7 @@ def main() -> None:
             ("vs hand-fused", "vs hand-fused", lambda v: f"{v:.2f}x"),
             ("hand-fused, gradkit.optim.adam", "hand-fused gradkit-adam run-steps/s", g3),
             ("vs gradkit-adam loop", "vs hand-fused gradkit-adam", lambda v: f"{v:.2f}x"),
+            ("vs optax loop + per-step check", "vs hand-fused + per-step check", lambda v: f"{v:.2f}x"),
             ("seed-style NumPy loop", "numpy loop run-steps/s", g3),
             ("vs NumPy loop", "vs numpy loop", lambda v: f"{v:,.0f}x")]),
         "@BIG_S@": f"{big['seconds (incl. compile)']:.2f}",
