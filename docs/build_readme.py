@@ -40,9 +40,11 @@ def main() -> None:
         "@T_CURV@": table(curv["rows"], [
             ("Lanczos steps (warm start)", "lanczos steps (warm start)", str),
             ("train step ms", "train step (ms)", g3), ("one record ms", "one record (ms)", g3),
+            ("one HVP / train step", "one HVP (train steps)", lambda v: f"{v:.2f}"),
             ("overhead at every=100", "overhead at every=100 (%)", lambda v: f"{v:.1f} %"),
             ("tracked λ_max", "tracked λ_max", g3), ("converged λ_max", "converged λ_max (100 steps)", g3),
-            ("rel. error", "rel. error (%)", lambda v: f"{v:.2g} %")]),
+            ("error, last record", "rel. error (%)", lambda v: f"{v:.2g} %"),
+            ("worst error, warm records", "max rel. error, warm records (%)", lambda v: f"{v:.2g} %")]),
         "@T_SCALE@": table(scale["rows"], [
             ("what", "what", str), ("per product / grad", "per product / grad", lambda v: f"{v:.2f}"),
             ("peak temp MB", "peak temp MB", g3)]),
