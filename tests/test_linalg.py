@@ -22,7 +22,6 @@ from gradkit.linalg import (
     steihaug_cg,
 )
 
-pytestmark = pytest.mark.xdist_group("linalg")  # one worker builds the module fixture
 
 
 def spd_system(n: int, seed: int = 0, shift: float = 0.1, dtype=np.float64):

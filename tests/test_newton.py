@@ -77,7 +77,7 @@ def test_newton_races_on_himmelblau_inside_runs():
     starts = runs.start_grid(land.domain, 6)
     result = runs.run(land.fn, newton(), starts, steps=25, tol=1e-10, f_star=0.0)
     assert result.converged.mean() == 1.0
-    assert np.median(result.hit_step) <= 10
+    assert np.median(result.settled_step) <= 10
     basin = runs.nearest_minimum(np.asarray(result.final), land.minima)
     assert set(basin.tolist()) == {0, 1, 2, 3}
 

@@ -14,7 +14,6 @@ import pytest
 from gradkit import landscapes, optim, race
 from gradkit.cli import main
 
-pytestmark = pytest.mark.xdist_group("race")  # one worker builds the module fixture
 
 LRS = (1e-3, 1e-2, 1e-1)
 CONFIG = race.RaceConfig(landscapes=("himmelblau", "seed_quadratic"), optimizers=("sgd", "adam", "newton_cg"),
