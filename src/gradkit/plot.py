@@ -531,7 +531,7 @@ def plot_data_profile(profile: Any, ax: Axes | None = None, title: str | None = 
     if positive.size and positive.max() > 100 * positive.min():
         ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel(f"budget ({profile.unit})")
+    ax.set_xlabel(f"budget ({profile.unit.replace('_', '-')})")
     ax.set_ylabel("fraction of problems solved")
     ax.grid(True, alpha=0.3)
     ax.set_title(title or "Data profile (Moré–Wild)", fontsize=9)
