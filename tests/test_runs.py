@@ -326,35 +326,36 @@ def test_cost_in_gradient_equivalents_matches_the_optimizer_state(name):
         assert np.all(res.converged)  # second-order methods settle on a quadratic within 12 steps
 
 
-@pytest.mark.parametrize("steps", [1, 7, 40, 32766, 32767, 10**6])
-def test_first_hit_and_streak_packed_in_one_int_decode_exactly(steps):
-    """The runner's one-int bookkeeping (wide beyond 32766 steps) against the reference verdicts
-    on random in/out paths, including paths that start within and end outside."""
-    marks = runs._Marks.for_steps(steps)
-    assert marks.wide == (steps > 32766)
-    rng = np.random.default_rng(steps)
-    n = min(steps, 40)
-    paths = rng.random((16, n + 1)) < np.linspace(0.1, 0.9, 16)[:, None]
+@pytest.mark.parametrize("length", [1, 5, 31, 32])
+def test_marks_point_by_point_and_from_flag_words_match_the_reference_verdicts(length):
+    """The runner's bookkeeping (first hit, last miss) folded point by point (``advance``) and
+    32 points at a time from a uint32 word of flags (``flush``) gives the reference verdicts of
+    random in/out paths, including paths that start within and end outside."""
+    rng = np.random.default_rng(length)
+    n_groups = 3
+    paths = rng.random((64, 1 + n_groups * length)) < rng.random((64, 1))
     paths[0], paths[1] = False, True
-    # a path of n + 1 iterates standing for the last n + 1 of a run of `steps` steps: shift the indices
-    offset = steps - n
-    step = jax.jit(jax.vmap(marks.advance))
-    c = jax.vmap(marks.init)(jnp.asarray(paths[:, 0]))
-    missed = np.zeros(16, bool)
-    if offset:  # `offset` leading iterates outside tolerance: only possible for paths still unhit
-        # iterates 0 .. offset-1 missed, in the documented encoding
-        c = jnp.stack([jnp.full(16, -offset), jnp.zeros(16, int)], axis=1) if marks.wide else jnp.full(16, -offset)
-        c = c.astype(jnp.int32)
-        missed[:] = True
-        c = step(c, jnp.asarray(paths[:, 0]))
-    for k in range(1, n + 1):
-        c = step(c, jnp.asarray(paths[:, k]))
-    hit, streak = jax.vmap(marks.decode)(c)
-    for i, path in enumerate(paths):
-        full = np.concatenate([np.zeros(offset, bool), path]) if missed[i] else path
-        first, settled, ended = verdicts_from(full)
-        assert int(hit[i]) == first
-        assert (int(steps + 1 - streak[i]) if streak[i] > 0 else -1) == settled
+    paths[2, -1], paths[3, :-1] = False, True  # within until the very last point; within only there
+    advance = jax.jit(jax.vmap(runs._Marks.advance, in_axes=(runs._Marks(0, 0, None), 0),
+                               out_axes=runs._Marks(0, 0, None)))
+    flush = jax.jit(jax.vmap(lambda m, b: m.flush(b, length), in_axes=(runs._Marks(0, 0, None), 0),
+                             out_axes=runs._Marks(0, 0, None)))
+    start = jax.vmap(runs._Marks.start, out_axes=runs._Marks(0, 0, None))(jnp.asarray(paths[:, 0]))
+    stepwise, grouped = start, start
+    for k in range(1, paths.shape[1]):
+        stepwise = advance(stepwise, jnp.asarray(paths[:, k]))
+    for g in range(n_groups):
+        words = np.zeros(64, np.uint32)
+        for k in range(1 + g * length, 1 + (g + 1) * length):  # the first point in the highest bit
+            words = (words << np.uint32(1)) | paths[:, k].astype(np.uint32)
+        grouped = flush(grouped, jnp.asarray(words))
+    steps = paths.shape[1] - 1
+    for marks in (stepwise, grouped):
+        assert int(marks.t) == steps + 1
+        for i, path in enumerate(paths):
+            first, settled, ended = verdicts_from(path)
+            assert int(marks.hit[i]) == first
+            assert (int(marks.miss[i]) + 1 if int(marks.miss[i]) != steps else -1) == settled
 
 
 def test_sweep_mixes_factories_and_extra_args_instances_and_best_is_held_out():

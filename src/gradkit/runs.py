@@ -27,9 +27,11 @@ reaches; ``rtol = 1e-3`` on the gradient test asks for a thousand-fold reduction
 which both precisions can meet.  Per run: ``first_hit`` (first step within),
 ``settled_step`` (first step after which the run stays within to the end; -1 when the
 last iterate is not within), ``ended_within``, ``converged = ended_within & ~diverged``
-and ``ever_hit = (first_hit >= 0) & ~diverged``.  Nothing is stored per step: the first
-hit and the length of the current streak within tolerance share one int32 per run, updated
-in the kernel that tracked the first hit alone (the loop body stays at 8 kernels).
+and ``ever_hit = (first_hit >= 0) & ~diverged``.  Nothing is stored per step: each step
+shifts its flag into a 32-bit word per run (two integer operations, in the kernel of the
+tolerance test), and every 32 steps the word is folded into the first point within tolerance
+and the last point outside it, two int32 per run (:class:`_Marks`).  Optimizers whose cost is
+read from their state fold every step (the cost when a streak begins needs it).
 
 **Cost** is counted in gradient-equivalents (:data:`COST_UNITS`): value 1/2, gradient
 (or value and gradient) 1, Hessian-vector product 2, Jacobian-vector product 1.  The
@@ -276,54 +278,47 @@ def _record_stride(record: str | int, steps: int) -> int:
 
 _LANES = 16  # runs per device are padded to a multiple of this (see run_batch)
 _CHECK_EVERY = 100  # final-state mode: steps between divergence checks
-_LANE_AXIS = "_gradkit_run"  # the vmapped run axis, named (see _single_run's step)
-
-
-def _advance_hit(hit: jax.Array, met_now: jax.Array) -> jax.Array:
-    """One step of first-hit tracking in a single int: ``hit >= 0`` is the step at which the
-    tolerance was first met; ``hit = -j < 0`` means steps ``0 .. j-1`` were checked and missed,
-    so a hit now is step ``j = -hit``.  No step counter is carried (one kernel fewer per step)."""
-    return jnp.where(hit >= 0, hit, jnp.where(met_now, -hit, hit - 1))
 
 
 class _Marks(NamedTuple):
-    """First hit and current streak within tolerance (``settled = steps + 1 - streak``) in ONE
-    int32 per run, so that XLA updates them in one kernel (a second loop-carried int costs a
-    ninth kernel per step, and a loop body of at most 8 kernels runs on XLA:CPU's sequential
-    fast path, ~1.7x cheaper per step).  ``c < 0``: no hit yet, steps ``0 .. -c-1`` missed
-    (no step counter needed: a hit now is step ``j = -c``); ``c >= 0``: ``c = (hit + 1)·S +
-    streak`` with ``S`` a power of two above ``steps + 1``.  Needs ``(steps + 2)·S < 2^31``
-    (``steps`` up to 32766); longer runs carry the two ints separately (``wide``)."""
+    """Per run, ``hit``: the first point within tolerance, and ``miss``: the last point that was
+    not (-1: none); ``settled = miss + 1`` when the last point is within.  Two int32 per run and
+    ``t``, the index of the next point to check (a scalar shared by all runs).
 
-    shift: int
-    wide: bool
+    Updated point by point (:meth:`advance`) or from a word of up to 32 points' flags
+    (:meth:`flush`).  The runner does the latter for optimizers of constant cost: a step then
+    only shifts its flag into the word, two integer operations in the kernel of the tolerance
+    test, and the fold costs two small memory-bound kernels every 32 steps.  (Folding every
+    step made the test's kernel compute-bound in XLA:CPU's cost model, which then split it over
+    the cores from ~1.5k runs, a thread hand-off every step: 1.3-2x slower between 2k and 20k
+    runs on 2 cores.)"""
+
+    hit: jax.Array
+    miss: jax.Array
+    t: jax.Array
 
     @staticmethod
-    def for_steps(steps: int) -> _Marks:
-        shift = int(steps + 1).bit_length()
-        return _Marks(shift, (steps + 2) << shift >= 2**31)
+    def start(within: jax.Array) -> _Marks:
+        """Point 0 checked."""
+        return _Marks(jnp.where(within, 0, -1).astype(jnp.int32), jnp.where(within, -1, 0).astype(jnp.int32),
+                      jnp.asarray(1, jnp.int32))
 
-    def init(self, within: jax.Array) -> jax.Array:
-        if self.wide:
-            return jnp.stack([jnp.where(within, 0, -1), within.astype(int)]).astype(jnp.int32)
-        return jnp.where(within, (1 << self.shift) + 1, -1).astype(jnp.int32)
+    def advance(self, within: jax.Array) -> _Marks:
+        """Point ``t`` checked."""
+        return _Marks(jnp.where((self.hit < 0) & within, self.t, self.hit), jnp.where(within, self.miss, self.t),
+                      self.t + 1)
 
-    def advance(self, c: jax.Array, met_now: jax.Array) -> jax.Array:
-        if self.wide:
-            return jnp.stack([_advance_hit(c[0], met_now), jnp.where(met_now, c[1] + 1, 0)])
-        first = jnp.where(met_now, ((1 - c) << self.shift) + 1, c - 1)
-        later = jnp.where(met_now, c + 1, c & ~((1 << self.shift) - 1))
-        return jnp.where(c < 0, first, later)
-
-    def decode(self, c: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``(first_hit, streak)``: -1 / 0 when never within."""
-        if self.wide:
-            return jnp.maximum(c[0], -1), c[1]
-        hit = jnp.where(c < 0, -1, (c >> self.shift) - 1)
-        return hit, jnp.where(c < 0, 0, c & ((1 << self.shift) - 1))
-
-    def streak(self, c: jax.Array) -> jax.Array:
-        return self.decode(c)[1]
+    def flush(self, bits: jax.Array, length: int) -> _Marks:
+        """Points ``t .. t + length - 1`` (``length <= 32``) checked, their flags in the low
+        ``length`` bits of the uint32 ``bits``, point ``t`` in the highest: the first hit from
+        the leading zeros, the last miss from the trailing ones."""
+        full = jnp.uint32((1 << length) - 1)
+        first = length - 32 + jax.lax.clz(bits).astype(jnp.int32)
+        misses = ~bits & full
+        trailing_hits = jax.lax.population_count((misses & (~misses + 1)) - 1).astype(jnp.int32)
+        hit = jnp.where((self.hit < 0) & (bits != 0), self.t + first, self.hit)
+        miss = jnp.where(misses != 0, self.t + (length - 1) - trailing_hits, self.miss)
+        return _Marks(hit, miss, self.t + length)
 
 
 class _Tolerance(NamedTuple):
@@ -383,7 +378,6 @@ def _single_run(
 
     # divergence is checked every block_len steps (the record stride) and after the last step
     block_len = stride or min(steps, _CHECK_EVERY)
-    marks_of = _Marks.for_steps(steps)
 
     def one(x0: PyTree, hparams: Mapping[str, jax.Array]) -> dict[str, Any]:
         is_opt = isinstance(make_optimizer, optax.GradientTransformation)
@@ -398,24 +392,48 @@ def _single_run(
         def met(x: PyTree, value: jax.Array, grad: PyTree) -> jax.Array:
             return rule.within(x, value, grad, grad_scale)
 
-        def step(carry: tuple, _: None) -> tuple[tuple, None]:
+        def checked_step(carry: tuple) -> tuple[tuple, jax.Array]:
+            """One update and the tolerance test at the new point (not yet masked by divergence)."""
             x, state, value, grad, marks, diverged, spent = carry
             updates, new_state = opt.update(grad, state, x, **_extra_kwargs(state, objective, value, grad))
             x = optax.apply_updates(x, updates)
             value, grad = jax.value_and_grad(objective)(x)
-            # ``+ 0.0 * run_index`` is exact (v + 0 = v; NaN and inf stay) and only steers XLA:CPU:
-            # its cost model calls the kernel of this test (the objective's arithmetic on ~17 bytes
-            # per run) compute-bound and splits it over the cores from ~1.5k runs, a thread hand-off
-            # every step that made the runner 1.3-2x slower than a plain optax loop between 2k and
-            # 20k runs on 2 cores.  The zero, hoisted out of the loop, is one more 4-byte input per
-            # run, so the kernel reads more bytes than it does flops and is split only above 512 KB
-            # of traffic (~25k runs), where splitting pays.
-            lane = jax.lax.axis_index(_LANE_AXIS).astype(value.dtype)
-            now = met(x, value + 0.0 * lane, grad) & ~diverged
+            now = met(x, value, grad)
             if variable:  # cumulative cost, and the cost when the current streak within tol began
                 total = spent[0] + cost_model.step(state, new_state)
-                spent = (total, jnp.where(now & (marks_of.streak(marks) == 0), total, spent[1]))
-            return (x, new_state, value, grad, marks_of.advance(marks, now), diverged, spent), None
+                begins = now & ~diverged & (marks.miss == marks.t - 1)
+                spent = (total, jnp.where(begins, total, spent[1]))
+            return (x, new_state, value, grad, marks, diverged, spent), now
+
+        def step(carry: tuple, _: None) -> tuple[tuple, None]:
+            """A step that folds its point into the marks (variable cost: the cost when a streak
+            begins needs them every step).  A diverged run's points never count."""
+            carry, now = checked_step(carry)
+            return carry[:4] + (carry[4].advance(now & ~carry[5]),) + carry[5:], None
+
+        def flagged_step(carry: tuple, _: None) -> tuple[tuple, None]:
+            """A step that shifts its flag into a 32-bit word (folded by :meth:`_Marks.flush`)."""
+            inner, bits = carry
+            inner, now = checked_step(inner)
+            return (inner, (bits << 1) | now.astype(jnp.uint32)), None
+
+        def group(carry: tuple, _: None, size: int = 32) -> tuple[tuple, None]:
+            """``size <= 32`` flagged steps, then their word folded into the marks (divergence
+            is fixed within a block: a diverged run's word is cleared)."""
+            (carry, bits), _ = jax.lax.scan(flagged_step, (carry, jnp.uint32(0)), None, length=size)
+            bits = jnp.where(carry[5], jnp.uint32(0), bits)
+            return carry[:4] + (carry[4].flush(bits, size),) + carry[5:], None
+
+        def steps_of(length: int, carry: tuple) -> tuple:
+            """``length`` steps, their points folded into the marks."""
+            if variable:
+                return jax.lax.scan(step, carry, None, length=length)[0]
+            groups, rest = divmod(length, 32)
+            if groups:
+                carry, _ = jax.lax.scan(group, carry, None, length=groups)
+            if rest:
+                carry, _ = group(carry, None, rest)
+            return carry
 
         def block(length: int) -> Callable[[tuple, None], tuple[tuple, Any]]:
             """``length`` unchecked steps, then the divergence check: NaN/inf in the point
@@ -428,7 +446,7 @@ def _single_run(
 
             def run_block(carry: tuple, _: None) -> tuple[tuple, Any]:
                 x_start, _, value_start, grad_start, _, diverged, _ = carry
-                (x, state, _, grad, marks, _, spent), _ = jax.lax.scan(step, carry, None, length=length)
+                x, state, _, grad, marks, _, spent = steps_of(length, carry)
                 value = objective(x)
                 diverged = diverged | ~jnp.isfinite(value)
                 keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(diverged, a, b), old, new)
@@ -439,16 +457,16 @@ def _single_run(
             return run_block
 
         within0 = met(x0, value0, grad0)
-        marks0 = marks_of.init(within0)
         start_cost = jnp.asarray(COST_UNITS["grad"], jnp.result_type(float))
         spent0 = (start_cost, jnp.where(within0, start_cost, jnp.inf)) if variable else ()
-        carry = (x0, state0, value0, grad0, marks0, jnp.asarray(False), spent0)
+        carry = (x0, state0, value0, grad0, _Marks.start(within0), jnp.asarray(False), spent0)
         carry, recorded = jax.lax.scan(block(block_len), carry, None, length=steps // block_len)
         if steps % block_len:  # final-state mode only: the stride divides steps
             carry, _ = block(steps % block_len)(carry, None)
         x, _, value, grad, marks, diverged, spent = carry
-        hit, streak = marks_of.decode(marks)
-        settled = jnp.where(streak > 0, steps + 1 - streak, -1)
+        hit, ended = marks.hit, marks.miss != steps
+        settled = jnp.where(ended, marks.miss + 1, -1)
+        streak = jnp.where(ended, steps - marks.miss, 0)
         if variable:
             cost, cost_to_settle = spent[0], jnp.where(streak > 0, spent[1], jnp.inf)
         else:  # a constant per step: no carry, computed from the settled step
@@ -475,7 +493,7 @@ def _compiled(objective: Callable[[PyTree], jax.Array], make_optimizer: Optimize
     objective and optimizer (or factory) reuse the compiled executable.  ``shard_map`` (not
     automatic partitioning) makes each device run exactly the one-device program on its block of
     runs, so results are bit-identical on 1 and many devices."""
-    batched = jax.vmap(_single_run(objective, make_optimizer, steps, stride, rule), axis_name=_LANE_AXIS)
+    batched = jax.vmap(_single_run(objective, make_optimizer, steps, stride, rule))
     devices = tuple(jax.devices())
     if len(devices) == 1:
         return jax.jit(batched)
