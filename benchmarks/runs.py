@@ -46,21 +46,26 @@ def hand_fused(steps: int, opt: optax.GradientTransformation, check: bool = Fals
     least per-step bookkeeping there is (the first step with ``|f| <= 1e-6``, from
     ``value_and_grad``), to show what evaluating ``f`` at every step costs."""
 
-    def one(x0):
+    def bare(x0):
+        def step(carry, _):
+            x, s = carry
+            u, s = opt.update(jax.grad(ROSEN)(x), s, x)
+            return (optax.apply_updates(x, u), s), None
+
+        return jax.lax.scan(step, (x0, opt.init(x0)), None, length=steps)[0][0]
+
+    def checked(x0):
         def step(carry, _):
             x, s, hit, t = carry
-            if check:
-                value, grad = jax.value_and_grad(ROSEN)(x)
-                hit = jnp.where((hit < 0) & (jnp.abs(value) <= 1e-6), t, hit)
-            else:
-                grad = jax.grad(ROSEN)(x)
+            value, grad = jax.value_and_grad(ROSEN)(x)
+            hit = jnp.where((hit < 0) & (jnp.abs(value) <= 1e-6), t, hit)
             u, s = opt.update(grad, s, x)
             return (optax.apply_updates(x, u), s, hit, t + 1), None
 
         x, _, hit, _ = jax.lax.scan(step, (x0, opt.init(x0), jnp.int32(-1), jnp.int32(0)), None, length=steps)[0]
-        return (x, hit) if check else x
+        return x, hit
 
-    return jax.jit(jax.vmap(one))
+    return jax.jit(jax.vmap(checked if check else bare))
 
 
 def numpy_seed_style(x0: np.ndarray, steps: int) -> np.ndarray:

@@ -48,8 +48,8 @@ Hessian); optax zoom line search (``optax.lbfgs``) +1 per ``info.num_linesearch_
 optax backtracking +1/2 per step of it; Hutchinson (``optax.contrib.sophia``, gradkit's
 ``sophia``) +2 on the steps whose estimator key moved (one HVP every ``update_interval``
 steps: counted at the rate the method needs, although under ``vmap`` ``lax.cond`` computes
-both branches); AdaHessian +2 (one Hutchinson probe per step); forward gradients ``num_tangents`` JVPs.  Where the state already holds the
-value and gradient at the new point (zoom line search, trust region) or the method
+both branches); AdaHessian +2 (one Hutchinson probe per step); forward gradients
+``num_tangents`` JVPs.  Where the state already holds the value and gradient at the new point (zoom line search, trust region) or the method
 never uses the gradient (forward gradients), the runner's own ``value_and_grad`` is
 bookkeeping and is not counted.  Register a new state type in :data:`COST_MODELS`.
 
@@ -466,14 +466,13 @@ def _single_run(
         x, _, value, grad, marks, diverged, spent = carry
         hit, ended = marks.hit, marks.miss != steps
         settled = jnp.where(ended, marks.miss + 1, -1)
-        streak = jnp.where(ended, steps - marks.miss, 0)
         if variable:
-            cost, cost_to_settle = spent[0], jnp.where(streak > 0, spent[1], jnp.inf)
+            cost, cost_to_settle = spent[0], jnp.where(ended, spent[1], jnp.inf)
         else:  # a constant per step: no carry, computed from the settled step
             cost = start_cost + steps * cost_model.per_step
-            cost_to_settle = jnp.where(streak > 0, start_cost + settled * cost_model.per_step, jnp.inf)
+            cost_to_settle = jnp.where(ended, start_cost + settled * cost_model.per_step, jnp.inf)
         result = {"final": x, "final_value": value, "final_grad_norm": optax.tree.norm(grad),
-                  "first_hit": hit, "settled_step": settled, "ended_within": streak > 0,
+                  "first_hit": hit, "settled_step": settled, "ended_within": ended,
                   "final_distance": rule.distance(x), "cost": cost, "cost_to_settle": cost_to_settle,
                   "diverged": diverged}
         if stride:

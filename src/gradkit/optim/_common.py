@@ -165,8 +165,8 @@ def bias_correct(moment: PyTree, decay: Any, count: jax.Array) -> PyTree:
     8 devices; written out, every program rounds the same.  Complex leaves divide by the
     correction cast to complex, exactly as optax does (complex division rounds differently
     from a product with the reciprocal, and centered RMSProp's ``ŝ - |m̂|²`` amplifies that)."""
-    inverse = 1 / (1 - decay**count)
     correction = 1 - decay**count
+    inverse = 1 / correction
 
     def one(m: jax.Array) -> jax.Array:
         if jnp.iscomplexobj(m):
