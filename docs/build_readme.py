@@ -29,11 +29,19 @@ def main() -> None:
     scale = json.loads((results / "hvp_scale.json").read_text())
     fg_mem = json.loads((results / "forward_gradient_memory.json").read_text())
     race = json.loads((results / "race.json").read_text())
+    compile_once = json.loads((results / "compile_once.json").read_text())
     g3 = lambda v: f"{v:.3g}"
     throughput = [r for r in runs["rows"] if "gradkit run-steps/s" in r]
     big = next(r for r in runs["rows"] if "peak RSS GB" in r)
     text = (ROOT / "docs" / "README.template.md").read_text()
     replacements = {
+        "@T_COMPILE@": table(compile_once["rows"], [
+            ("call", "call", str), ("optimizer", "optimizer", str),
+            ("first call s (compile)", "first call s (compile)", g3), ("built once ms", "built once ms", g3),
+            ("fresh, same lr ms", "fresh, same lr ms", g3), ("fresh, new lr ms", "fresh, new lr ms", g3),
+            ("fresh / built once", "fresh / built once", lambda v: f"{v:.2f}x"),
+            ("compiles in timed calls", "compiles while timed", str)]),
+        "@COMPILE_WORST@": f"{max(r['fresh / built once'] for r in compile_once['rows']):.2f}",
         "@RACE_RUNS@": f"{race['runs']:,}",
         "@RACE_S@": f"{race['seconds']:.0f}",
         "@RACE_CACHED_S@": f"{race['seconds_cached']:.0f}",
@@ -64,6 +72,8 @@ def main() -> None:
             ("runs", "runs", lambda v: f"{v:,}"), ("gradkit run-steps/s", "gradkit run-steps/s", g3),
             ("hand-fused jit(vmap(scan)) optax", "hand-fused run-steps/s", g3),
             ("vs hand-fused", "vs hand-fused", lambda v: f"{v:.2f}x"),
+            ("fresh optimizer per call", "fresh optimizer per call run-steps/s", g3),
+            ("fresh per call vs hand-fused", "fresh per call vs hand-fused", lambda v: f"{v:.2f}x"),
             ("hand-fused, gradkit.optim.adam", "hand-fused gradkit-adam run-steps/s", g3),
             ("vs gradkit-adam loop", "vs hand-fused gradkit-adam", lambda v: f"{v:.2f}x"),
             ("vs optax loop + per-step check", "vs hand-fused + per-step check", lambda v: f"{v:.2f}x"),

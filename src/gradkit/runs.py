@@ -82,6 +82,7 @@ import optax.contrib
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from gradkit.lifting import TRACER_ERRORS, Spec, lift, lift_optimizer, mark_static_only, note_compile
 from gradkit.optim import (AdaHessianState, ForwardGradientState, HessianFreeState, HutchinsonState,
                            NewtonCGState, NewtonState, SamState, TrustRegionState)
 
@@ -368,18 +369,23 @@ def _extra_kwargs(state: Any, objective: Callable[[PyTree], jax.Array], value: j
 
 
 def _single_run(
-    objective: Callable[[PyTree], jax.Array],
-    make_optimizer: OptimizerLike,
+    objective_spec: Spec,
+    optimizer_spec: Spec,
     steps: int,
     stride: int,
     rule: _Tolerance,
-) -> Callable[[PyTree, Mapping[str, jax.Array]], dict[str, Any]]:
-    """The scan for one run; vmapped over the run axis by :func:`_compiled`."""
+) -> Callable[[PyTree, Mapping[str, jax.Array], tuple, tuple], dict[str, Any]]:
+    """The scan for one run; vmapped over the run axis by :func:`_compiled`.  The objective and
+    the optimizer (or factory) are rebuilt from their specs and lifted leaves (traced), so one
+    program serves every optimizer that differs only in numbers (see :mod:`gradkit.lifting`)."""
 
     # divergence is checked every block_len steps (the record stride) and after the last step
     block_len = stride or min(steps, _CHECK_EVERY)
 
-    def one(x0: PyTree, hparams: Mapping[str, jax.Array]) -> dict[str, Any]:
+    def one(x0: PyTree, hparams: Mapping[str, jax.Array], objective_leaves: tuple, optimizer_leaves: tuple
+            ) -> dict[str, Any]:
+        objective = objective_spec.rebuild(objective_leaves)
+        make_optimizer = optimizer_spec.rebuild(optimizer_leaves)
         is_opt = isinstance(make_optimizer, optax.GradientTransformation)
         raw = make_optimizer if is_opt else make_optimizer(**hparams)
         opt = optax.with_extra_args_support(raw)
@@ -486,19 +492,21 @@ def _single_run(
 
 
 @functools.lru_cache(maxsize=128)
-def _compiled(objective: Callable[[PyTree], jax.Array], make_optimizer: OptimizerLike, steps: int, stride: int,
+def _compiled(objective_spec: Spec, optimizer_spec: Spec, steps: int, stride: int,
               rule: _Tolerance) -> Callable[..., dict[str, Any]]:
-    """``jit(shard_map(vmap(run)))`` over every device, cached so repeated calls with the same
-    objective and optimizer (or factory) reuse the compiled executable.  ``shard_map`` (not
-    automatic partitioning) makes each device run exactly the one-device program on its block of
-    runs, so results are bit-identical on 1 and many devices."""
-    batched = jax.vmap(_single_run(objective, make_optimizer, steps, stride, rule))
+    """``jit(shard_map(vmap(run)))`` over every device, cached by what the objective and the
+    optimizer (or factory) compute (:func:`gradkit.lifting.lift`), so repeated calls -- also with a
+    fresh optimizer of other numeric hyperparameters -- reuse the compiled executable.
+    ``shard_map`` (not automatic partitioning) makes each device run exactly the one-device
+    program on its block of runs, so results are bit-identical on 1 and many devices."""
+    note_compile("gradkit.runs", objective_spec, optimizer_spec)
+    batched = jax.vmap(_single_run(objective_spec, optimizer_spec, steps, stride, rule), in_axes=(0, 0, None, None))
     devices = tuple(jax.devices())
     if len(devices) == 1:
         return jax.jit(batched)
-    spec = PartitionSpec("runs")
-    return jax.jit(jax.shard_map(batched, mesh=_run_sharding(devices).mesh, in_specs=spec, out_specs=spec,
-                                 check_vma=False))
+    spec, same = PartitionSpec("runs"), PartitionSpec()
+    return jax.jit(jax.shard_map(batched, mesh=_run_sharding(devices).mesh, in_specs=(spec, spec, same, same),
+                                 out_specs=spec, check_vma=False))
 
 
 @functools.lru_cache(maxsize=64)
@@ -575,24 +583,37 @@ def _check_starts(starts: Any) -> int:
     return n_runs
 
 
-def _check_objective(objective: Callable[[PyTree], jax.Array], starts: PyTree) -> None:
+def _check_objective(objective: Callable[[PyTree], jax.Array], objective_spec: Spec, starts: PyTree) -> None:
     """``objective`` must return a scalar at one start point (``jax.eval_shape``: nothing runs;
-    cached per objective and point structure, so a loop of calls pays it once)."""
-    if not callable(objective):
-        raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+    cached per objective spec and point structure, so a loop of calls pays it once)."""
     leaves, treedef = jax.tree.flatten(starts)
     spec = (treedef, tuple((tuple(jnp.shape(a)[1:]), jnp.result_type(a)) for a in leaves))
-    shape = _objective_output_shape(objective, spec)
+    shape = _objective_output_shape(objective_spec, spec, _Uncompared(objective))
     if shape != ():
         raise ValueError(f"objective must return a scalar, got shape {shape} at one start point")
 
 
 @functools.lru_cache(maxsize=256)
-def _objective_output_shape(objective: Callable[[PyTree], jax.Array], spec: tuple) -> Any:
+def _objective_output_shape(objective_spec: Spec, spec: tuple, objective: _Uncompared) -> Any:
     treedef, shapes = spec
     point = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in shapes])
-    out = jax.eval_shape(objective, point)
+    out = jax.eval_shape(objective.value, point)
     return getattr(out, "shape", type(out).__name__)
+
+
+class _Uncompared:
+    """A cache-key part that is always equal (the object the key's spec was lifted from)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Uncompared)
 
 
 def _tolerance(tol: Any, rtol: Any, f_star: Any, f_scale: Any, xtol: Any, minimizers: Any, point_size: int
@@ -638,8 +659,10 @@ def run_batch(
     ``make_optimizer`` is a factory of traced hyperparameters, or an optimizer itself
     (then ``hparams`` must be empty); any optax transformation, including
     ``GradientTransformationExtraArgs`` that read ``value`` / ``grad`` / ``value_fn``.
-    The compiled executable is cached per (objective, optimizer or factory, steps,
-    record, tolerance rule).
+    The compiled executable is cached per (what the objective computes, what the optimizer or
+    factory computes, steps, record, tolerance rule): a fresh optimizer that differs only in
+    numeric hyperparameters (``adam(0.01)`` after ``adam(0.1)``) reuses it, its numbers passed
+    as traced arguments (:mod:`gradkit.lifting`).
 
     ``hparams`` maps names to arrays with the same leading run axis as ``starts``
     (or scalars, broadcast).  Within tolerance (module doc): ``|f - f_star| <= tol +
@@ -669,7 +692,10 @@ def run_batch(
     for k, v in hparams.items():
         if v.shape[0] != n_runs:
             raise ValueError(f"hyperparameter {k!r} has {v.shape[0]} values for {n_runs} runs")
-    _check_objective(objective, starts)
+    if not callable(objective):
+        raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+    objective_spec, objective_leaves = lift(objective, floats=False)
+    _check_objective(objective, objective_spec, starts)
     if stride:  # only recording needs memory that grows with the steps
         needed = estimate_bytes(n_runs, steps, point_size, record, jnp.result_type(leaves[0]).itemsize)
         if needed > max_bytes:
@@ -678,7 +704,6 @@ def run_batch(
                 f"(> max_bytes = {max_bytes / 1e9:.2f} GB); record every k-th step (record=k) or 'final'"
             )
 
-    fn = _compiled(objective, make_optimizer, int(steps), stride, rule)
     n_dev = jax.device_count()
     n_chunks = -(-n_runs // chunk_size)
     chunk = -(-n_runs // n_chunks)  # equal chunks: at most n_chunks - 1 padded runs
@@ -688,16 +713,29 @@ def run_batch(
     # on the device count
     chunk = -(-chunk // (n_dev * _LANES)) * (n_dev * _LANES)
     sharding = _run_sharding(tuple(jax.devices()))
-    pieces: list[tuple[int, dict[str, Any]]] = []
     inputs = (starts, hparams)
-    for lo in range(0, n_runs, chunk):
-        hi = min(lo + chunk, n_runs)
-        if n_dev == 1 and lo == 0 and hi == n_runs == chunk:
-            part = inputs  # the whole batch, unpadded, on the only device: no copy
-        else:  # one compiled slice-and-pad per chunk geometry, not a dozen eager ops per call
-            part = _chunk_of(lo, hi, chunk, sharding)(inputs)
-        # dispatch every chunk before reading any back, so the device never waits on the host
-        pieces.append((hi - lo, fn(*part)))
+
+    def dispatch(optimizer_spec: Spec, optimizer_leaves: tuple) -> list[tuple[int, dict[str, Any]]]:
+        fn = _compiled(objective_spec, optimizer_spec, int(steps), stride, rule)
+        pieces = []
+        for lo in range(0, n_runs, chunk):
+            hi = min(lo + chunk, n_runs)
+            if n_dev == 1 and lo == 0 and hi == n_runs == chunk:
+                part = inputs  # the whole batch, unpadded, on the only device: no copy
+            else:  # one compiled slice-and-pad per chunk geometry, not a dozen eager ops per call
+                part = _chunk_of(lo, hi, chunk, sharding)(inputs)
+            # dispatch every chunk before reading any back, so the device never waits on the host
+            pieces.append((hi - lo, fn(*part, objective_leaves, optimizer_leaves)))
+        return pieces
+
+    optimizer_spec, optimizer_leaves = lift_optimizer(make_optimizer)
+    try:
+        pieces = dispatch(optimizer_spec, optimizer_leaves)
+    except TRACER_ERRORS:  # the optimizer branches on a hyperparameter in Python: key its floats by value
+        static = mark_static_only(optimizer_spec, make_optimizer)
+        if static is None:
+            raise
+        pieces = dispatch(*static)
     bar = None
     if progress:
         from tqdm.auto import tqdm

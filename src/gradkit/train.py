@@ -16,6 +16,7 @@ stops training with a message that says where.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from typing import Any
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ import numpy as np
 import optax
 
 from gradkit.data import minibatches, num_examples
+from gradkit.lifting import TRACER_ERRORS, Spec, lift, lift_optimizer, mark_static_only, note_compile
 
 PyTree = Any
 
@@ -71,25 +73,53 @@ def layer_grad_norms(grads: PyTree) -> jax.Array:
 
 def make_step(loss_fn: Callable[..., Any], optimizer: optax.GradientTransformation, has_aux: bool = False,
               extra_args: Callable[[PyTree], Mapping[str, Any]] | None = None) -> Callable:
-    """The jitted ``step(params, state, batch) -> (params, state, loss, layer_grad_norms)``."""
-    opt = optax.with_extra_args_support(optimizer)
+    """The jitted ``step(params, state, batch) -> (params, state, loss, layer_grad_norms)``.
 
-    def value_only(params: PyTree, batch: PyTree) -> jax.Array:
-        out = loss_fn(params, batch)
-        return out[0] if has_aux else out
+    Compiled once per what ``loss_fn``, ``optimizer`` and ``extra_args`` compute
+    (:mod:`gradkit.lifting`): a new ``fit`` with a freshly built optimizer that differs only in
+    numeric hyperparameters (``optax.adam(lr)`` for another ``lr``) reuses the program."""
+    loss_spec, loss_leaves = lift(loss_fn, floats=False)
+    extra_spec, extra_leaves = lift(extra_args, floats=False)
+    optimizer_spec, optimizer_leaves = lift_optimizer(optimizer)
+    static = [False]
 
-    @jax.jit
     def step(params: PyTree, state: Any, batch: PyTree) -> tuple:
-        out, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(params, batch)
-        loss = out[0] if has_aux else out
-        if jnp.ndim(loss) != 0:
-            raise TypeError(f"fit: loss_fn must return a scalar, got shape {jnp.shape(loss)}")
-        kwargs = dict(extra_args(batch)) if extra_args is not None else {}
-        updates, state = opt.update(grads, state, params, value_fn=lambda p: value_only(p, batch), value=loss,
-                                    **kwargs)
-        return optax.apply_updates(params, updates), state, loss, layer_grad_norms(grads)
+        nonlocal optimizer_spec, optimizer_leaves
+        try:
+            return _step(loss_spec, optimizer_spec, bool(has_aux), extra_spec, loss_leaves, optimizer_leaves,
+                         extra_leaves, params, state, batch)
+        except TRACER_ERRORS:  # the optimizer branches on a hyperparameter in Python
+            fallback = None if static[0] else mark_static_only(optimizer_spec, optimizer)
+            if fallback is None:
+                raise
+            static[0] = True
+            optimizer_spec, optimizer_leaves = fallback
+            return step(params, state, batch)
 
     return step
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _step(loss_spec: Spec, optimizer_spec: Spec, has_aux: bool, extra_spec: Spec, loss_leaves: tuple,
+          optimizer_leaves: tuple, extra_leaves: tuple, params: PyTree, state: Any, batch: PyTree) -> tuple:
+    """One training step (see the module doc) with the loss, optimizer and ``extra_args`` rebuilt
+    from their specs and traced leaves."""
+    note_compile("gradkit.train.fit", loss_spec, optimizer_spec, extra_spec)
+    loss_fn = loss_spec.rebuild(loss_leaves)
+    opt = optax.with_extra_args_support(optimizer_spec.rebuild(optimizer_leaves))
+    extra_args = extra_spec.rebuild(extra_leaves)
+
+    def value_only(p: PyTree) -> jax.Array:
+        out = loss_fn(p, batch)
+        return out[0] if has_aux else out
+
+    out, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(params, batch)
+    loss = out[0] if has_aux else out
+    if jnp.ndim(loss) != 0:
+        raise TypeError(f"fit: loss_fn must return a scalar, got shape {jnp.shape(loss)}")
+    kwargs = dict(extra_args(batch)) if extra_args is not None else {}
+    updates, state = opt.update(grads, state, params, value_fn=value_only, value=loss, **kwargs)
+    return optax.apply_updates(params, updates), state, loss, layer_grad_norms(grads)
 
 
 def fit(
@@ -134,7 +164,7 @@ def fit(
     steps_per_epoch = n // batch_size
     if tracker is not None:
         tracker = tracker.bind(lambda p, b: loss_fn(p, b)[0] if has_aux else loss_fn(p, b), epochs * steps_per_epoch)
-        track = jax.jit(tracker.update)
+        track = tracker.compiled_update()
         tstate = tracker.init(params, jax.random.fold_in(key, 0x7FFFFFFF))
     bar = None
     if progress:

@@ -58,6 +58,7 @@ never recompiles.  Records beyond ``max_records`` are dropped and counted (``dro
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, NamedTuple
 from collections.abc import Callable
@@ -69,6 +70,7 @@ from jax.flatten_util import ravel_pytree
 
 from gradkit.curvature.operator import _cast, _compute_dtype, ggn, hessian, unravel_compute
 from gradkit.linalg import hutch_plus_plus, slq_density
+from gradkit.lifting import Spec, lift, note_compile
 from gradkit.linalg.spectrum import SpectralDensity
 
 PyTree = Any
@@ -407,6 +409,13 @@ class CurvatureTracker:
             new = jax.lax.cond(jnp.any(matches), density, lambda s: s, new)
         return new
 
+    def compiled_update(self) -> Callable[..., TrackerState]:
+        """``jax.jit(self.update)``, compiled once per what this tracker computes (its settings
+        and ``loss_fn``'s code and values, :mod:`gradkit.lifting`), not per tracker object: the
+        trackers :func:`gradkit.train.fit` binds anew on every call share one program."""
+        spec, leaves = lift(self, floats=False)
+        return functools.partial(_compiled_update, spec, leaves)
+
     def records(self, tstate: TrackerState) -> CurvatureRecords:
         """The records taken so far, as NumPy arrays (one row per record)."""
         count = int(tstate.count)
@@ -423,3 +432,10 @@ class CurvatureTracker:
                                 preconditioned_sharpness=cut(tstate.preconditioned_sharpness),
                                 ggn_eigenvalue=cut(tstate.ggn_eigenvalue), density=density,
                                 dropped=count - rows)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _compiled_update(spec: Spec, leaves: tuple, tstate: TrackerState, step: Any, params: PyTree, batch: PyTree,
+                     opt_state: Any) -> TrackerState:
+    note_compile("gradkit.curvature.CurvatureTracker", spec)
+    return spec.rebuild(leaves).update(tstate, step, params, batch, opt_state)

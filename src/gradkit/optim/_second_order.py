@@ -95,26 +95,6 @@ def check_start(name: str, params: PyTree) -> None:
     check_finite_start(name, params)
 
 
-# ----------------------------------------------------------------------------- compile once
-
-
-class ByIdentity:
-    """A static ``jax.jit`` argument keyed by object identity: a user's objective or optimizer
-    (hashable or not, whatever its ``__eq__``) compiles once per object.  The jit cache holds
-    the wrapper, hence the object, so its ``id`` is not reused while the entry lives."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __hash__(self) -> int:
-        return id(self.value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ByIdentity) and other.value is self.value
-
-
 # ----------------------------------------------------------------------------- compute dtype
 
 

@@ -11,8 +11,8 @@ import optax
 
 from gradkit.derivatives import scalar_fn
 from gradkit.optim._common import PyTree
+from gradkit.lifting import Spec, call_with_fallback, lift, note_compile
 from gradkit.optim._second_order import (
-    ByIdentity,
     ValueFn,
     check_count,
     check_finite_start,
@@ -46,10 +46,11 @@ def _stored_value_and_grad(state: Any) -> tuple[Any, Any] | None:
     return (values[0], grads[0]) if len(values) == 1 and len(grads) == 1 else None
 
 
-def _run(value_fn: ByIdentity, optimizer: ByIdentity, params: PyTree, gtol: Any, maxiter: Any,
-         stall_steps: Any) -> Result:
-    f = scalar_fn(value_fn.value, "minimize value_fn")
-    opt = optax.with_extra_args_support(optimizer.value)
+def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_leaves: tuple, params: PyTree,
+         gtol: Any, maxiter: Any, stall_steps: Any) -> Result:
+    note_compile("gradkit.optim.minimize", value_spec, optimizer_spec)
+    f = scalar_fn(value_spec.rebuild(value_leaves), "minimize value_fn")
+    opt = optax.with_extra_args_support(optimizer_spec.rebuild(optimizer_leaves))
     state0 = opt.init(params)
     # the stored value/grad sit at the optimizer's own (compute-dtype) new point: reuse them only
     # when that is exactly the new params, i.e. no leaf was cast
@@ -115,8 +116,10 @@ def minimize(
     Works with gradkit's second-order optimizers and with any optax/gradkit first-order one
     (the extra keywords are dropped for those).  When the state carries the value and
     gradient at the new point (line searches, trust region) they are reused.  Compiled once
-    per ``(value_fn, optimizer)`` pair (the same objects, by identity): calling it again in a Python loop,
-    with other params, ``gtol`` or ``maxiter``, does not retrace.  Integer params are promoted
+    per what ``value_fn`` and ``optimizer`` compute (:mod:`gradkit.lifting`): calling it again in a
+    Python loop -- with other params, ``gtol`` or ``maxiter``, or a freshly built optimizer that
+    differs only in numeric hyperparameters (``newton_cg()``, ``adam(lr)`` for a new ``lr``) --
+    does not retrace.  Integer params are promoted
     to the default float dtype (float32, float64 under ``jax_enable_x64``); float params keep
     their dtypes.
 
@@ -141,5 +144,7 @@ def minimize(
         raise ValueError("minimize: params is an empty pytree")
     params = _promote_integers(params)
     check_finite_start("minimize", params)
-    result = _run_compiled(ByIdentity(value_fn), ByIdentity(optimizer), params, gtol, maxiter, stall_steps)
+    value_spec, value_leaves = lift(value_fn, floats=False)
+    result = call_with_fallback(optimizer, lambda spec, leaves: _run_compiled(
+        value_spec, spec, value_leaves, leaves, params, gtol, maxiter, stall_steps))
     return maybe_throw(result, throw, "minimize")

@@ -8,15 +8,17 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from gradkit.optim._second_order import ByIdentity, check_count, check_finite_start, check_nonnegative_finite
+from gradkit.lifting import Spec, lift, note_compile
+from gradkit.optim._second_order import check_count, check_finite_start, check_nonnegative_finite
 from gradkit.results import Code, Result, make_result, maybe_throw, select_code
 
 RootResult = Result
 """:func:`newton_root` returns a :class:`gradkit.results.Result` (this name is kept for imports)."""
 
 
-def _solve(static_fn: ByIdentity, x0: jax.Array, tol: Any, maxiter: Any) -> Result:
-    fn = static_fn.value
+def _solve(fn_spec: Spec, fn_leaves: tuple, x0: jax.Array, tol: Any, maxiter: Any) -> Result:
+    note_compile("gradkit.optim.newton_root", fn_spec)
+    fn = fn_spec.rebuild(fn_leaves)
     scalar = x0.ndim == 0
     x0v = jnp.atleast_1d(x0)
     residual_fn = lambda x: jnp.atleast_1d(fn(x[0] if scalar else x)).astype(x0v.dtype)
@@ -64,7 +66,8 @@ def newton_root(fn: Callable[[jax.Array], jax.Array], x0: Any, *, tol: float = 1
         x ← x - J_F(x)⁻¹ F(x)        (scalar: x ← x - f(x)/f'(x), the seed-000 iteration)
 
     with ``J_F`` by ``jax.jacfwd``; stops when ``|Δx| <= tol (1 + |x|)`` or ``F(x) = 0``.
-    ``x0`` is promoted to the default float dtype.  Compiled once per ``fn`` (the same object, by identity).
+    ``x0`` is promoted to the default float dtype.  Compiled once per what ``fn`` computes
+    (:mod:`gradkit.lifting`: a fresh ``lambda`` with the same code and values reuses it).
 
     Returns a :class:`gradkit.results.Result`: ``res.x`` the root (scalar for a scalar ``x0``),
     ``res.iterations``, stat ``residual`` (``||F(x)||``) and ``res.code``: ``CONVERGED`` when
@@ -77,4 +80,7 @@ def newton_root(fn: Callable[[jax.Array], jax.Array], x0: Any, *, tol: float = 1
     check_count("newton_root", "maxiter", maxiter, 0)
     x0 = jnp.asarray(x0, dtype=jnp.result_type(float))
     check_finite_start("newton_root", x0)
-    return maybe_throw(_solve_compiled(ByIdentity(fn), x0, tol, maxiter), throw, "newton_root")
+    if not callable(fn):
+        raise TypeError(f"newton_root: fn must be callable, got {type(fn).__name__}")
+    spec, leaves = lift(fn, floats=False)
+    return maybe_throw(_solve_compiled(spec, leaves, x0, tol, maxiter), throw, "newton_root")
