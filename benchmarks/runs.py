@@ -4,7 +4,8 @@ and the cost units of ``gradkit.runs.COST_UNITS`` measured on the MLP of ``bench
 
 Same process, same work, run-steps per second (medians of alternating calls after a
 warm-up compile).  gradkit's run is timed both ways users call it: with the optimizer built once,
-and with ``optim.adam(LR)`` built inside every call (cached by what it computes, so no recompile).  Three hand-fused references: with ``optax.adam`` (what one writes by hand),
+and with ``optim.adam(LR)`` built inside every call (cached by what it computes, so no
+recompile).  Three hand-fused references: with ``optax.adam`` (what one writes by hand),
 with ``gradkit.optim.adam`` (the optimizer gradkit's run uses, so the ratio is the cost of
 the runner's bookkeeping alone), and with ``optax.adam`` plus the least per-step bookkeeping
 (the first step with ``|f| <= 1e-6``: it has to evaluate ``f`` at every step).  gradkit's run
