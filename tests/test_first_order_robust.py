@@ -184,7 +184,7 @@ def test_sam_in_optax_convention_matches_optax_contrib_sam():
 
 # --- validation ------------------------------------------------------------------------------------
 
-BAD_LR = [0.0, -0.1, float("inf"), float("nan"), jnp.asarray(-0.1), jnp.asarray(float("nan")), np.float32(0.0)]
+BAD_LR = [-0.1, float("inf"), float("nan"), jnp.asarray(-0.1), jnp.asarray(float("nan")), np.float32(-1.0)]
 
 
 @pytest.mark.parametrize("name", sorted(optim.FIRST_ORDER))
@@ -192,6 +192,20 @@ BAD_LR = [0.0, -0.1, float("inf"), float("nan"), jnp.asarray(-0.1), jnp.asarray(
 def test_bad_learning_rate_is_rejected(name, lr):
     with pytest.raises(ValueError, match="learning_rate"):
         optim.FIRST_ORDER[name](lr)
+
+
+@pytest.mark.parametrize("name", sorted(optim.FIRST_ORDER))
+@pytest.mark.parametrize("lr", [0.0, np.float32(0.0), jnp.asarray(0.0)], ids=["float", "np.float32", "jax"])
+def test_a_zero_learning_rate_is_accepted_and_freezes_the_params(name, lr):
+    """As optax: a learning rate of 0 (warm-up schedules, inject_hyperparams at 0) is a frozen step."""
+    opt = optim.FIRST_ORDER[name](lr)
+    params = {"a": jnp.array([1.0, -2.0]), "b": jnp.array(3.0)}
+    state = opt.init(params)
+    for _ in range(3):
+        updates, state = opt.update({"a": jnp.array([0.5, -0.25]), "b": jnp.array(2.0)}, state, params)
+        params = optax.apply_updates(params, updates)
+    np.testing.assert_array_equal(params["a"], [1.0, -2.0])
+    assert float(params["b"]) == 3.0
 
 
 @pytest.mark.parametrize("make,arg", [
@@ -220,8 +234,9 @@ def test_mismatched_updates_are_a_clear_error(name):
     opt = optim.FIRST_ORDER[name](0.1)
     params = {"a": jnp.ones(2), "b": jnp.ones(3)}
     state = opt.init(params)
-    with pytest.raises(ValueError, match="shape"):
-        opt.update({"a": jnp.ones(2), "b": jnp.ones(4)}, state, None if name != "lion" else params)
+    if name != "sgd":  # plain SGD is stateless (optax's EmptyState): only params can show the mismatch
+        with pytest.raises(ValueError, match="shape"):
+            opt.update({"a": jnp.ones(2), "b": jnp.ones(4)}, state, None if name not in ("lion", "adamw") else params)
     with pytest.raises(ValueError, match="does not match"):
         opt.update({"a": jnp.ones(2)}, state, params)
 

@@ -221,7 +221,7 @@ def test_sophia_rejects_bad_hyperparameters(kwargs, arg):
 
 
 @pytest.mark.parametrize("kwargs,arg", [
-    (dict(learning_rate=0.0), "learning_rate"), (dict(learning_rate=0.1, b1=1.5), "b1"),
+    (dict(learning_rate=-1e-3), "learning_rate"), (dict(learning_rate=0.1, b1=1.5), "b1"),
     (dict(learning_rate=0.1, eps=-1e-3), "eps"), (dict(learning_rate=0.1, hessian_power=1.5), "hessian_power"),
     (dict(learning_rate=0.1, weight_decay=-0.1), "weight_decay"),
 ])

@@ -81,13 +81,20 @@ def run_seed_exercise(epochs: int = EPOCHS, dtype: Any = jnp.float64) -> list[Ex
     return [ExerciseResult(name, optimize_trace(f, make(), start, epochs)) for name, make in SEED_SETTINGS.items()]
 
 
+SEED_NAMES = {"trace": "velocity", "mu": "m", "nu": "v"}
+"""The seed's words for optax's state fields (the momentum trace is the seed's velocity)."""
+
+
 def _state_fields(state: Any, k: int) -> list[tuple[str, np.ndarray]]:
-    """Named array fields (not the step count) of a stacked optimizer state at step ``k``."""
+    """Named array fields (not step counts) of a stacked optimizer state at step ``k``, from
+    every state node (an optax chain's state is a tuple of them), named as the seed names them."""
     fields = []
-    for field in getattr(state, "_fields", ()):
-        stacked = np.asarray(getattr(state, field))
-        if field != "count" and stacked.ndim == 2 and np.any(stacked):  # skip unused buffers
-            fields.append((field, stacked[k]))
+    nodes = jax.tree.leaves(state, is_leaf=lambda x: hasattr(x, "_fields"))
+    for node in nodes:
+        for field in getattr(node, "_fields", ()):
+            stacked = np.asarray(getattr(node, field))
+            if field != "count" and stacked.ndim == 2 and np.any(stacked):  # skip unused buffers
+                fields.append((SEED_NAMES.get(field, field), stacked[k]))
     return fields
 
 

@@ -96,7 +96,7 @@ CONTENDERS: dict[str, Contender] = {
 }
 """Every optimizer ``--optimizers`` can name."""
 
-DEFAULT_OPTIMIZERS = (*optim.FIRST_ORDER, "lbfgs", "newton_cg")
+DEFAULT_OPTIMIZERS = (*(n for n in optim.FIRST_ORDER if n != "adamw"), "lbfgs", "newton_cg")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,7 @@ from optax.contrib import _sam
 
 from gradkit import optim
 
-SWAPPED = ("sgd", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adabelief", "amsgrad", "lion")
+SWAPPED = ("sgd", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adabelief", "amsgrad", "lion", "adamw")
 """optax aliases gradkit provides under the same name and signature; plus contrib ``sam``."""
 
 # names optax's test parameters use for gradkit optimizers ('sgd_mom': sgd with momentum)
@@ -41,10 +41,29 @@ _deselected: dict[str, str] = {}
 
 
 def _recording(name: str, factory: Any) -> Any:
+    """``factory`` whose optimizers record, under the running test, every call of their ``init``
+    or ``update`` (and their construction inside a test): what "the test called gradkit's
+    optimizer" means in the report.  Module-level optimizers (built at import) are recorded by
+    the tests that use them."""
+
+    def record() -> None:
+        if _current[0]:
+            _calls.setdefault(_current[0], set()).add(name)
+
     @functools.wraps(factory)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        _calls.setdefault(_current[0], set()).add(name)
-        return factory(*args, **kwargs)
+        record()
+        opt = factory(*args, **kwargs)
+
+        def init(params: Any) -> Any:
+            record()
+            return opt.init(params)
+
+        def update(*a: Any, **kw: Any) -> Any:
+            record()
+            return opt.update(*a, **kw)
+
+        return type(opt)(init, update)
 
     return wrapped
 
@@ -88,6 +107,8 @@ def _exclusion(item: pytest.Item) -> str | None:
     names = set(_OPT_NAME.findall(getattr(getattr(item, "obj", None), "__x_params_repr__", "") or ""))
     if item.cls is not None and item.cls.__name__ == "LBFGSTest":
         return "optax.lbfgs: gradkit has no lbfgs alias"
+    if item.name.endswith("_lbfgs") and "sharding" in item.nodeid:
+        return "optax.lbfgs (not swapped: gradkit has no lbfgs alias) fails optax's own sharding-in-types test under jax 0.10"
     if names and not names <= _COVERED_PARAM_NAMES:
         return f"optimizer(s) gradkit does not have: {sorted(names - _COVERED_PARAM_NAMES)}"
     return None

@@ -34,11 +34,12 @@ def concrete_scalar(value: Any) -> float | None:
 
 
 def check_learning_rate(name: str, learning_rate: ScalarOrSchedule) -> None:
-    """A concrete learning rate (Python number or 0-d array) must be finite and > 0; traced arrays
+    """A concrete learning rate (Python number or 0-d array) must be finite and >= 0 (0 is a
+    frozen step, as optax allows: warm-up schedules, ``inject_hyperparams`` at 0); traced arrays
     and schedules pass."""
     value = concrete_scalar(learning_rate)
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}: learning_rate must be a finite number > 0, got {learning_rate}")
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name}: learning_rate must be a finite number >= 0, got {learning_rate}")
 
 
 def check_decay(name: str, arg: str, value: Any) -> None:
@@ -144,12 +145,26 @@ def ema(updates: PyTree, moment: PyTree, decay: Any, order: int = 1) -> PyTree:
     return jax.tree.map(lambda g, m: (1 - decay) * power(g) + decay * m, updates, moment)
 
 
+def _concrete(*trees: Any) -> bool:
+    """No leaf of ``trees`` is traced: the update runs eagerly, op by op."""
+    return not any(isinstance(leaf, jax.core.Tracer) for tree in trees for leaf in jax.tree.leaves(tree))
+
+
+def _optax_bias_correction(moment: PyTree, decay: Any, count: jax.Array) -> PyTree:
+    """optax's own ``tree.bias_correction`` (``m / (1 - β^t)`` in a small jitted program with
+    ``β`` traced): what an eager optax update computes, to the bit."""
+    return optax.tree.bias_correction(moment, decay, count)
+
+
 def bias_correct_pair(mu: PyTree, nu: PyTree, b1: Any, b2: Any, count: jax.Array) -> tuple[PyTree, PyTree]:
     """``m̂ = m / (1 - β1^t)``, ``ŝ = s / (1 - β2^t)`` with both reciprocals in one array, so XLA
     computes them in one scalar kernel per step instead of two (on CPU a loop body of at most 8
     kernels runs on XLA's sequential fast path: Adam inside ``gradkit.runs`` ~1.3x faster at 10^3
     runs).  XLA rewrites ``m / c`` as ``m · (1/c)`` for a scalar ``c`` anyway, so the values are
-    the same as two :func:`bias_correct` calls."""
+    the same as two :func:`bias_correct` calls.  Run eagerly (nothing traced) it divides as optax
+    does (:func:`bias_correct`)."""
+    if _concrete(mu, nu, b1, b2, count):
+        return _optax_bias_correction(mu, b1, count), _optax_bias_correction(nu, b2, count)
     inverse = 1 / (1 - jnp.stack([jnp.asarray(b, dtype=jnp.result_type(float)) for b in (b1, b2)]) ** count)
     scale = lambda tree, c: jax.tree.map(lambda x: x * c.astype(x.dtype), tree)
     return scale(mu, inverse[0]), scale(nu, inverse[1])
@@ -164,7 +179,14 @@ def bias_correct(moment: PyTree, decay: Any, count: jax.Array) -> PyTree:
     others (e.g. under ``shard_map``), which made results differ in the last bit between 1 and
     8 devices; written out, every program rounds the same.  Complex leaves divide by the
     correction cast to complex, exactly as optax does (complex division rounds differently
-    from a product with the reciprocal, and centered RMSProp's ``ŝ - |m̂|²`` amplifies that)."""
+    from a product with the reciprocal, and centered RMSProp's ``ŝ - |m̂|²`` amplifies that).
+
+    Run eagerly (nothing traced), it calls optax's own ``tree.bias_correction`` (a small jitted
+    program with ``β`` traced), so an eager gradkit update equals an eager optax update to the
+    bit; under ``jit`` XLA turns optax's division into the product with the reciprocal written
+    out here."""
+    if _concrete(moment, decay, count):
+        return _optax_bias_correction(moment, decay, count)
     correction = 1 - decay**count
     inverse = 1 / correction
 
