@@ -148,8 +148,9 @@ def test_damping():
     v = jax.tree.map(jnp.ones_like, PARAMS)
     np.testing.assert_allclose(ravel_pytree(jax.jit(lambda o, u: o(u))(damped, v))[0],
                                (dense + 0.75 * np.eye(op.size)) @ np.ones(op.size), rtol=1e-12)
-    with pytest.raises(ValueError, match="damping must be >= 0"):
-        op.damped(-1.0)
+    for bad in (-1.0, np.float32(-1.0), float("inf"), float("nan"), jnp.asarray(-0.5)):
+        with pytest.raises(ValueError, match="damping must be a finite number >= 0"):
+            op.damped(bad)
 
 
 def test_batched_matvec_equals_stacked_matvecs():

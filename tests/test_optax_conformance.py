@@ -6,8 +6,9 @@ gradkit_swap_plugin.py``, which replaces ``optax.{sgd, adagrad, rmsprop, adam, a
 adabelief, amsgrad, lion, adamw}`` and ``optax.contrib.sam`` by gradkit's, and records, per
 test, which gradkit optimizers' ``init``/``update`` it actually ran.
 
-Files: ``alias_test``, ``transform_test``, ``contrib/_sam_test``, ``tree_utils/_state_utils_test`` (state layout, ``inject_hyperparams(sgd)``
-at a learning rate of 0), ``transforms/_masking_test`` (``inner_state[0].trace``),
+Files: ``alias_test``, ``transform_test``, ``contrib/_sam_test``,
+``tree_utils/_state_utils_test`` (state layout, ``inject_hyperparams(sgd)`` at a learning rate of 0),
+``transforms/_masking_test`` (``inner_state[0].trace``),
 ``transforms/_conditionality_test``, ``contrib/_schedule_free_test`` (learning rate 0),
 ``float64_test`` and ``sharding_test`` (in its own process under 8 forced host devices; optax
 0.2.8 compares version strings, ``jax.__version__ < '0.7.2'``, which is true for jax 0.10 and

@@ -60,12 +60,12 @@ def test_bad_learning_rate_in_a_grid(lr):
 
 
 @pytest.mark.parametrize("name", ["tol", "rtol", "xtol"])
-@pytest.mark.parametrize("value", [-1e-3, float("nan")])
-def test_negative_or_nan_tolerance(name, value):
+@pytest.mark.parametrize("value", [-1e-3, float("nan"), float("inf")])
+def test_negative_nan_or_infinite_tolerance(name, value):
     kwargs = {name: value}
     if name == "xtol":
         kwargs["minimizers"] = np.ones((1, 2))
-    with pytest.raises(ValueError, match=f"{name} must be a non-negative number"):
+    with pytest.raises(ValueError, match=f"{name} must be a finite non-negative number"):
         runs.run(ROSEN, optim.sgd(0.1), STARTS, 10, **kwargs)
 
 

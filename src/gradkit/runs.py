@@ -555,8 +555,9 @@ def _check_nonnegative(name: str, value: Any, allow_none: bool = False) -> None:
         number = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a non-negative number, got {value!r}") from None
-    if math.isnan(number) or number < 0:
-        raise ValueError(f"{name} must be a non-negative number (not NaN), got {value!r}")
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a finite non-negative number, got {value!r}"
+                         + (" (an infinite tolerance would call every run converged)" if math.isinf(number) else ""))
 
 
 def _check_starts(starts: Any) -> int:
@@ -575,6 +576,11 @@ def _check_starts(starts: Any) -> int:
                          "for one run use starts[None], for 1-D problems starts[:, None]")
     if any(jnp.ndim(leaf) == 0 for leaf in leaves):
         raise ValueError("starts must have a leading run axis, got a 0-d array")
+    for leaf in leaves:
+        dtype = jnp.result_type(leaf)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(f"starts must be floating-point arrays (the runs move these points), got dtype {dtype}; "
+                            "use jnp.asarray(starts, float)")
     n_runs = int(jnp.shape(leaves[0])[0])
     if n_runs == 0:
         raise ValueError("starts is empty (0 runs): give at least one start point")

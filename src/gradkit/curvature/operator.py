@@ -34,13 +34,16 @@ dtype they went in.
 from __future__ import annotations
 
 import abc
+import math
 from typing import Any, Literal
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from gradkit._validate import check_prng_key
 from gradkit.derivatives import scalar_fn, tree_mismatch
 
 PyTree = Any
@@ -163,8 +166,13 @@ class CurvatureOperator(abc.ABC):
         return matvec
 
     def __call__(self, v: PyTree) -> PyTree:
-        """``A v`` (``+ λ v`` when damped), a pytree shaped like ``v``."""
+        """``A v`` (``+ λ v`` when damped), a pytree shaped like ``v``.  Compiled once per
+        operator type and shapes (the operator is a pytree argument of one cached ``jit``), so
+        eager calls in a Python loop run at compiled speed."""
         self._check_vector(v, "vector")
+        return _matvec_compiled(self, v)
+
+    def _matvec(self, v: PyTree) -> PyTree:
         return self._wrap(self._linear_map())(v)
 
     def batched_matvec(self, vs: PyTree) -> PyTree:
@@ -176,6 +184,9 @@ class CurvatureOperator(abc.ABC):
             raise ValueError(f"{type(self).__name__}.batched_matvec: the leaves of vs need one shared leading "
                              f"(batch) axis, got leading sizes {sizes}")
         self._check_vector(jax.tree.map(lambda leaf: leaf[0], vs), "vectors (one row of vs)")
+        return _batched_matvec_compiled(self, vs)
+
+    def _batched_matvec(self, vs: PyTree) -> PyTree:
         return jax.vmap(self._wrap(self._linear_map()))(vs)
 
     def diagonal(self, key: jax.Array, num_samples: int = 100) -> PyTree:
@@ -183,10 +194,14 @@ class CurvatureOperator(abc.ABC):
         Rademacher probes (``E[z ⊙ A z] = diag(A)`` since ``E[zᵢ zⱼ] = δᵢⱼ``); unbiased, with
         variance ``Σ_{j≠i} A_ij² / s`` per entry.  Products go through :meth:`batched_matvec`."""
         s = _check_samples(f"{type(self).__name__}.diagonal", num_samples)
+        check_prng_key(f"{type(self).__name__}.diagonal", "key", key)
+        return _diagonal_compiled(self, key, s)
+
+    def _diagonal(self, key: jax.Array, s: int) -> PyTree:
         flat, unravel = ravel_pytree(self.params)
         z = jax.random.rademacher(key, (s, flat.size), dtype=self.compute_dtype)
         zs = jax.vmap(unravel)(z.astype(flat.dtype))
-        products = self.batched_matvec(zs)
+        products = self._batched_matvec(zs)
         flat_products = jax.vmap(lambda t: ravel_pytree(_cast(t, self.compute_dtype))[0])(products)
         estimate = jnp.mean(z * flat_products, axis=0)
         return jax.tree.map(lambda e, p: e.astype(jnp.result_type(p)), unravel_compute(self.params, estimate), self.params)
@@ -194,6 +209,9 @@ class CurvatureOperator(abc.ABC):
     def dense(self) -> jax.Array:
         """The ``n x n`` matrix over ``ravel_pytree(params)`` (``A[:, j] = A eⱼ``), in the
         compute dtype.  ``n`` products: for small problems and tests."""
+        return _dense_compiled(self)
+
+    def _dense(self) -> jax.Array:
         flat, unravel = ravel_pytree(self.params)
         eye = jnp.eye(flat.size, dtype=self.compute_dtype)
         apply = self._wrap(self._linear_map())
@@ -202,9 +220,22 @@ class CurvatureOperator(abc.ABC):
 
     def damped(self, damping: float | jax.Array) -> CurvatureOperator:
         """``A + λ I`` (added to any damping already there); ``λ`` may be traced."""
-        if isinstance(damping, (int, float)) and not damping >= 0:
-            raise ValueError(f"{type(self).__name__}.damped: damping must be >= 0, got {damping!r}")
+        if not isinstance(damping, jax.core.Tracer):
+            if isinstance(damping, bool) or np.ndim(damping) != 0 or not np.isrealobj(damping):
+                raise TypeError(f"{type(self).__name__}.damped: damping must be a real scalar, got {damping!r}")
+            value = float(damping)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{type(self).__name__}.damped: damping must be a finite number >= 0, got {damping!r}")
         return self.tree_unflatten(self.functions, (self.params, self.batch, self.damping + damping))
+
+
+# The compiled forms of the eager entry points: the operator is a pytree argument (its functions
+# static, its params, batch and damping traced), so one executable serves every operator of a
+# type, functions and shapes -- a fresh operator per call included.
+_matvec_compiled = jax.jit(lambda op, v: op._matvec(v))
+_batched_matvec_compiled = jax.jit(lambda op, vs: op._batched_matvec(vs))
+_diagonal_compiled = jax.jit(lambda op, key, s: op._diagonal(key, s), static_argnums=2)
+_dense_compiled = jax.jit(lambda op: op._dense())
 
 
 def unravel_compute(like: PyTree, flat: jax.Array) -> PyTree:

@@ -68,6 +68,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from gradkit._validate import check_prng_key
 from gradkit.curvature.operator import _cast, _compute_dtype, ggn, hessian, unravel_compute
 from gradkit.linalg import hutch_plus_plus, slq_density
 from gradkit.lifting import Spec, lift, note_compile
@@ -317,6 +318,11 @@ class CurvatureTracker:
         """Empty records and zero warm-start vectors for ``params``."""
         if not jax.tree.leaves(params):
             raise ValueError("CurvatureTracker.init: params is an empty pytree")
+        check_prng_key("CurvatureTracker.init", "key", key)
+        size = sum(int(jnp.size(leaf)) for leaf in jax.tree.leaves(params))
+        if self.k > size:
+            raise ValueError(f"CurvatureTracker.init: k={self.k} top eigenvalues asked of {size} parameters; "
+                             f"use k <= {size}")
         dtype = _compute_dtype(params)
         rows = self.max_records
         nan = lambda *shape: jnp.full(shape, jnp.nan, dtype)
@@ -369,7 +375,9 @@ class CurvatureTracker:
         row = tstate.count
         write = lambda arr, value: arr.at[row].set(value, mode="drop")
 
-        matvec = hessian(self.loss_fn, like, batch).linearize()
+        # loss_fn(params, batch) always, also for batch=None (the operator alone would call loss_fn(params))
+        objective = self.loss_fn if batch is not None else (lambda p: self.loss_fn(p, None))
+        matvec = hessian(objective, like, batch).linearize()
         values, residuals, vectors = _top_eigenpairs(matvec, like, k_top, self.k, steps,
                                                      tstate.vectors, has_warm)
         new = tstate._replace(count=tstate.count + 1, steps=write(tstate.steps, step),

@@ -213,7 +213,7 @@ def cg(
     _check_rhs("cg", b, x0)
     if norm_ord not in (1, 2) or isinstance(norm_ord, bool):
         raise ValueError(f"cg: norm_ord must be 1 or 2, got {norm_ord!r}")
-    maxiter = 10 * optax.tree.size(b) if maxiter is None else check_int("cg", "maxiter", maxiter, minimum=0)
+    maxiter = 10 * optax.tree.size(b) if maxiter is None else check_int("cg", "maxiter", maxiter, minimum=1)
     check_nonnegative("cg", "tol", tol)
     check_nonnegative("cg", "atol", atol)
     operator = as_operator(matvec, "cg")
@@ -327,7 +327,7 @@ def steihaug_cg(
     and > 0.  Compiled once per operator treedef, tree structure and shapes.
     """
     _check_rhs("steihaug_cg", grad, None, "grad")
-    maxiter = 10 * optax.tree.size(grad) if maxiter is None else check_int("steihaug_cg", "maxiter", maxiter, 0)
+    maxiter = 10 * optax.tree.size(grad) if maxiter is None else check_int("steihaug_cg", "maxiter", maxiter, 1)
     check_nonnegative("steihaug_cg", "tol", tol)
     check_nonnegative("steihaug_cg", "atol", atol)
     if not _is_traced(radius):

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 import optax
 
+from gradkit._validate import check_prng_key
 from gradkit.optim._common import (
     PyTree,
     ScalarOrSchedule,
@@ -102,6 +103,8 @@ def adahessian(
         raise ValueError(f"adahessian: hessian_power must be in [0, 1], got {hessian_power}")
     if spatial_axes is not None and not callable(spatial_axes):
         raise TypeError(f"adahessian: spatial_axes must be a callable leaf -> axes or None, got {spatial_axes!r}")
+    if key is not None:
+        check_prng_key("adahessian", "key", key)
     init_key = jnp.asarray(key) if key is not None else jax.random.PRNGKey(0)
 
     def init(params: PyTree) -> AdaHessianState:

@@ -36,8 +36,10 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from gradkit._validate import check_prng_key
 from gradkit.derivatives import scalar_fn
 from gradkit.optim._common import (
     PyTree,
@@ -72,8 +74,11 @@ class SophiaState(NamedTuple):
     hessian_fn_state: Any
 
 
-def _default_key(random_seed: jax.Array | None) -> jax.Array:
-    return jnp.asarray(random_seed) if random_seed is not None else jax.random.PRNGKey(0)
+def _default_key(random_seed: jax.Array | None, where: str) -> jax.Array:
+    if random_seed is None:
+        return jax.random.PRNGKey(0)
+    check_prng_key(where, "random_seed", random_seed)
+    return jnp.asarray(random_seed)
 
 
 def rademacher_like(key: jax.Array, params: PyTree) -> PyTree:
@@ -109,10 +114,11 @@ def hutchinson_estimator_diag_hessian(random_seed: jax.Array | None = None) -> o
     ``key, subkey = split(key)`` per call, as ``optax.contrib.hutchinson_estimator_diag_hessian``.
     ``value_fn=L`` is accepted for ``obj_fn``; ``grads`` is ignored.
     """
+    start_key = _default_key(random_seed, "hutchinson_estimator_diag_hessian")
 
     def init(params: PyTree) -> HutchinsonState:
         del params
-        return HutchinsonState(_default_key(random_seed))
+        return HutchinsonState(start_key)
 
     def update(updates: PyTree, state: HutchinsonState, params: PyTree = None, *,
                obj_fn: Objective | None = None, value_fn: Objective | None = None, **extra_args: Any
@@ -149,10 +155,11 @@ def gnb_estimator_diag_hessian(random_seed: jax.Array | None = None) -> optax.Gr
     """Sophia-G's estimator: ``update(grads, state, params, logits_fn=f)`` returns
     :func:`gnb_diagonal` of ``f`` at ``params`` with ``key, subkey = split(key)`` per call.
     ``logits_fn`` maps params to the logits ``(B, C)`` of the current mini-batch."""
+    start_key = _default_key(random_seed, "gnb_estimator_diag_hessian")
 
     def init(params: PyTree) -> GnbState:
         del params
-        return GnbState(_default_key(random_seed))
+        return GnbState(start_key)
 
     def update(updates: PyTree, state: GnbState, params: PyTree = None, *,
                logits_fn: Callable[[PyTree], jax.Array] | None = None, **extra_args: Any
@@ -168,7 +175,14 @@ def gnb_estimator_diag_hessian(random_seed: jax.Array | None = None) -> optax.Gr
 
 
 def _check_update_interval(value: Any) -> None:
-    if isinstance(value, bool) or (isinstance(value, numbers.Real) and (value < 1 or value != int(value))):
+    """A positive integer (a Python or NumPy integer, or an integer-valued real); a traced array
+    (``inject_hyperparams``) passes; anything else is named."""
+    if isinstance(value, jax.core.Tracer):
+        return
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or
+                                       (np.ndim(value) == 0 and np.issubdtype(np.asarray(value).dtype, np.number))):
+        raise TypeError(f"sophia: update_interval must be a positive integer, got {type(value).__name__} {value!r}")
+    if float(value) < 1 or float(value) != int(value):
         raise ValueError(f"sophia: update_interval must be a positive integer, got {value!r}")
 
 
