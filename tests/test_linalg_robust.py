@@ -336,7 +336,7 @@ def test_throw_raises_solver_error_for_every_solver():
     with pytest.raises(SolverError, match="lanczos"):
         lanczos(lambda v: v * jnp.nan, jnp.zeros(3), KEY, num_steps=2, throw=True)
     with pytest.raises(SolverError, match="steihaug_cg"):
-        steihaug_cg(lambda v: jnp.diag(jnp.arange(1.0, 4.0)) @ v, jnp.ones(3), 100.0, maxiter=1, throw=True)
+        steihaug_cg(lambda v: v * jnp.nan, jnp.ones(3), 1.0, throw=True)
 
 
 class Unhashable:
