@@ -30,6 +30,9 @@ def main() -> None:
     fg_mem = json.loads((results / "forward_gradient_memory.json").read_text())
     race = json.loads((results / "race.json").read_text())
     compile_once = json.loads((results / "compile_once.json").read_text())
+    quasi_newton = json.loads((results / "quasi_newton.json").read_text())
+    qn_multi = [r for r in quasi_newton["rows"] if r["runs"] > 1]
+    qn_big = [r for r in quasi_newton["rows"] if r["runs"] == 1]
     g3 = lambda v: f"{v:.3g}"
     throughput = [r for r in runs["rows"] if "gradkit run-steps/s" in r]
     big = next(r for r in runs["rows"] if "peak RSS GB" in r)
@@ -42,6 +45,13 @@ def main() -> None:
             ("fresh / built once", "fresh / built once", lambda v: f"{v:.2f}x"),
             ("compiles in timed calls", "compiles while timed", str)]),
         "@COMPILE_WORST@": f"{max(r['fresh / built once'] for r in compile_once['rows']):.2f}",
+        "@T_QN@": table(qn_multi, [
+            ("problem", "problem", str), ("solver", "solver", str), ("ms", "ms", g3),
+            ("vs optimistix BFGS", "vs optimistix BFGS", lambda v: f"{v:.2f}x"),
+            ("max iterations", "max iterations", str), ("max final ‖g‖", "max final |g|", lambda v: f"{v:.1e}")]),
+        "@T_QN_BIG@": table(qn_big, [
+            ("solver", "solver", str), ("ms", "ms", g3), ("vs jaxopt LBFGS", "vs jaxopt LBFGS", lambda v: f"{v:.2f}x"),
+            ("iterations", "max iterations", str), ("final ‖g‖", "max final |g|", lambda v: f"{v:.1e}")]),
         "@RACE_RUNS@": f"{race['runs']:,}",
         "@RACE_S@": f"{race['seconds']:.0f}",
         "@RACE_CACHED_S@": f"{race['seconds_cached']:.0f}",

@@ -48,7 +48,7 @@ from gradkit.optim.newton import (
     newton_cg_trust_region,
     newton_root,
 )
-from gradkit.optim.quasi_newton import QuasiNewtonState, bfgs, lbfgs
+from gradkit.optim.quasi_newton import BFGSState, LBFGSState, QuasiNewtonState, bfgs, lbfgs
 from gradkit.optim.adahessian import AdaHessianState, adahessian, hwio_spatial_axes, spatial_average
 from gradkit.optim.sam import SamAdversaryState, SamState, asam, sam, sam_perturbation
 from gradkit.optim.sophia import (
@@ -154,6 +154,8 @@ __all__ = [
     "scale_by_rss",
     "scale_by_trace",
     "sgd",
+    "BFGSState",
+    "LBFGSState",
     "QuasiNewtonState",
     "bfgs",
     "lbfgs",

@@ -8,9 +8,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 
 from gradkit.derivatives import scalar_fn
 from gradkit.optim._common import PyTree
+from gradkit.optim.quasi_newton import QuasiNewtonState
 from gradkit.lifting import Spec, call_with_fallback, lift, note_compile
 from gradkit.optim._second_order import (
     ValueFn,
@@ -46,6 +48,17 @@ def _stored_value_and_grad(state: Any) -> tuple[Any, Any] | None:
     return (values[0], grads[0]) if len(values) == 1 and len(grads) == 1 else None
 
 
+def _trial_judge(state: Any) -> Any:
+    """The :class:`~gradkit.optim.quasi_newton.BFGSState` / ``LBFGSState`` in ``state``, if any."""
+    nodes = jax.tree.leaves(state, is_leaf=lambda n: isinstance(n, QuasiNewtonState))
+    found = [n for n in nodes if isinstance(n, QuasiNewtonState)]
+    return found[0] if len(found) == 1 else None
+
+
+def _judges_its_trials(state: Any) -> bool:
+    return _trial_judge(state) is not None
+
+
 def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_leaves: tuple, params: PyTree,
          gtol: Any, maxiter: Any, stall_steps: Any) -> Result:
     note_compile("gradkit.optim.minimize", value_spec, optimizer_spec)
@@ -74,6 +87,18 @@ def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_
         i, _, _, _, _, grad_norm, still, bad = carry
         return (i < maxiter) & ~(grad_norm <= gtol) & ~bad & (still < stall_steps)
 
+    def guarded_step(carry: tuple) -> tuple:
+        """A step of an optimizer that judges its own trials (:mod:`gradkit.optim.quasi_newton`):
+        a non-finite value or gradient at a finite trial point goes to its ``update``, which
+        rejects it and backtracks; the loop ends non-finite only if a trial point itself is."""
+        i, x, state, value, grad, grad_norm, still, _ = carry
+        updates, new_state = opt.update(grad, state, x, value_fn=f, value=value, grad=grad)
+        new_x = optax.apply_updates(x, updates)
+        new_value, new_grad = jax.value_and_grad(f)(new_x)
+        ok = tree_all_finite(new_x)
+        moved = ~ok | jnp.any(jnp.stack([jnp.any(a != b) for a, b in zip(jax.tree.leaves(new_x), jax.tree.leaves(x))]))
+        return (i + 1, new_x, new_state, new_value, new_grad, grad_norm_of(new_grad), jnp.where(moved, 0, still + 1), ~ok)
+
     def step(carry: tuple) -> tuple:
         i, x, state, value, grad, grad_norm, still, _ = carry
         updates, new_state = opt.update(grad, state, x, value_fn=f, value=value, grad=grad)
@@ -89,7 +114,17 @@ def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_
 
     start_ok = finite(params, value0, grad0)
     carry = (jnp.asarray(0), params, state0, value0, grad0, grad_norm_of(grad0), jnp.asarray(0), ~start_ok)
-    i, x, state, value, grad, grad_norm, still, bad = jax.lax.while_loop(keep_going, step, carry)
+    guarded = _judges_its_trials(state0)
+    i, x, state, value, grad, grad_norm, still, bad = jax.lax.while_loop(
+        keep_going, guarded_step if guarded else step, carry)
+    if guarded:  # a last trial that was not finite: report the optimizer's accepted point instead
+        node = _trial_judge(state)
+        unravel = ravel_pytree(x)[1]
+        good = jnp.isfinite(value) & tree_all_finite(grad)
+        x = optax.tree.where(good, x, unravel(node.point))
+        grad = optax.tree.where(good, grad, unravel(node.point_grad))
+        value = jnp.where(good, value, node.point_value.astype(value.dtype))
+        grad_norm = grad_norm_of(grad)
     code = select_code((bad, Code.NONFINITE), (grad_norm <= gtol, Code.CONVERGED),
                        (still >= stall_steps, Code.BREAKDOWN), default=Code.MAX_STEPS)
     return make_result(x, code, i, value=value, grad_norm=grad_norm, state=state)

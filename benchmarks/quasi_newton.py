@@ -1,0 +1,114 @@
+"""Many quasi-Newton runs at once: gradkit's BFGS / L-BFGS (line search folded into the steps)
+vs gradkit's ``minimize`` with ``optax.lbfgs`` (zoom line search) vs optimistix's BFGS and
+jaxopt's LBFGS, 1000 vmapped starts (uniform in [-4, 4]^d, float64) in one jitted call, same
+process, medians of repeated calls after a warm-up.  Every solver's final accuracy is reported
+(the largest gradient norm over the runs), since the libraries stop by different rules: gradkit
+at ``||g|| <= 1e-8``, jaxopt at its ``tol=1e-8`` (gradient norm), optimistix at
+``rtol = atol = 1e-10`` on the steps (its Cauchy test).  Then one large problem: Rosenbrock
+n = 1000 from (-1.2, 1, ...), to ``||g|| <= 1e-6``.
+
+    pip install optimistix jaxopt      # references (not gradkit dependencies)
+    python benchmarks/quasi_newton.py  # writes benchmarks/results/quasi_newton.json
+    python benchmarks/quasi_newton.py --quick
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import optax
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _timing
+
+import gradkit as gk
+
+try:
+    import jaxopt
+    import optimistix as optx
+except ImportError:  # the references are optional
+    jaxopt = optx = None
+
+jax.config.update("jax_enable_x64", True)
+
+
+def solvers(f, gtol: float, maxiter: int) -> dict:
+    """name -> (jitted fn of the start(s), how to read (params, iterations) from its output)."""
+    grad_norm = lambda x: jnp.linalg.norm(jax.grad(f)(x))
+    out = {}
+    for label, opt in [("gradkit bfgs", gk.optim.bfgs()), ("gradkit lbfgs", gk.optim.lbfgs()),
+                       ("gradkit minimize + optax.lbfgs", optax.lbfgs())]:
+        out[label] = (lambda x, opt=opt: gk.optim.minimize(f, x, opt, gtol=gtol, maxiter=maxiter),
+                      lambda r: (r.params, r.iterations))
+    if optx is not None:
+        solver = optx.BFGS(rtol=1e-10, atol=1e-10)
+        out["optimistix BFGS"] = (lambda x: optx.minimise(lambda y, _: f(y), solver, x, max_steps=maxiter, throw=False),
+                                  lambda r: (r.value, r.stats["num_steps"]))
+        lb = jaxopt.LBFGS(fun=f, tol=gtol, maxiter=maxiter)
+        out["jaxopt LBFGS"] = (lambda x: lb.run(x), lambda r: (r.params, r.state.iter_num))
+    return {k: (fn, read, grad_norm) for k, (fn, read) in out.items()}
+
+
+def multistart_rows(quick: bool) -> list[dict]:
+    n_runs, repeats = (100, 3) if quick else (1000, 9)
+    rows = []
+    for name, dim in [("himmelblau", 2), ("rosenbrock", 2), ("rosenbrock", 10)]:
+        f = gk.landscapes.get(name, dim=dim)
+        starts = jax.random.uniform(jax.random.PRNGKey(0), (n_runs, dim), minval=-4, maxval=4, dtype=jnp.float64)
+        for label, (fn, read, grad_norm) in solvers(f, 1e-8, 1000).items():
+            if label == "jaxopt LBFGS" and quick:
+                continue
+            batched = jax.jit(jax.vmap(fn))
+            params, its = read(batched(starts))
+            t = _timing.median_time(lambda: batched(starts), repeats, warmup=1)
+            rows.append({"problem": f"{name} {dim}-D", "runs": n_runs, "solver": label, "ms": t * 1e3,
+                         "max iterations": int(jnp.max(its)), "max final |g|": float(jnp.max(jax.vmap(grad_norm)(params)))})
+    by_problem: dict[str, float] = {}
+    for r in rows:
+        if r["solver"] == "optimistix BFGS":
+            by_problem[r["problem"]] = r["ms"]
+    for r in rows:
+        r["vs optimistix BFGS"] = r["ms"] / by_problem[r["problem"]] if r["problem"] in by_problem else float("nan")
+    return rows
+
+
+def large_rows(quick: bool) -> list[dict]:
+    n = 100 if quick else 1000
+    f = gk.landscapes.get("rosenbrock", dim=n)
+    x0 = jnp.tile(jnp.array([-1.2, 1.0]), n // 2)
+    rows = []
+    table = solvers(f, 1e-6, 20000)
+    table.pop("optimistix BFGS", None)  # dense n x n BFGS: not the tool for n = 1000
+    table["gradkit newton_cg"] = (lambda x: gk.optim.minimize(f, x, gk.optim.newton_cg(), gtol=1e-6, maxiter=20000),
+                                  lambda r: (r.params, r.iterations), table["gradkit bfgs"][2])
+    table.pop("gradkit bfgs")
+    for label, (fn, read, grad_norm) in table.items():
+        jitted = jax.jit(fn)
+        params, its = read(jitted(x0))
+        t = _timing.median_time(lambda: jitted(x0), 3 if quick else 7, warmup=1)
+        rows.append({"problem": f"rosenbrock {n}-D", "runs": 1, "solver": label, "ms": t * 1e3,
+                     "max iterations": int(its), "max final |g|": float(grad_norm(params))})
+    ref = {r["solver"]: r["ms"] for r in rows}.get("jaxopt LBFGS")
+    for r in rows:
+        r["vs optimistix BFGS"] = float("nan")
+        r["vs jaxopt LBFGS"] = r["ms"] / ref if ref else float("nan")
+    return rows
+
+
+def main() -> None:
+    quick = _timing.quick_requested(__doc__)
+    if optx is None:
+        print("optimistix / jaxopt not installed: gradkit's solvers only (pip install optimistix jaxopt)")
+    rows = multistart_rows(quick)
+    big = large_rows(quick)
+    _timing.report("quasi_newton", rows + big, ["problem", "runs", "solver", "ms", "vs optimistix BFGS",
+                                                "max iterations", "max final |g|"], quick)
+    print()
+    _timing.print_table(big, ["problem", "solver", "ms", "vs jaxopt LBFGS", "max iterations", "max final |g|"])
+
+
+if __name__ == "__main__":
+    main()

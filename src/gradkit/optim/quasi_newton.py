@@ -1,0 +1,211 @@
+"""BFGS and L-BFGS with a line search folded into the steps: one function-and-gradient evaluation
+per ``update``, so thousands of vmapped runs move in lockstep.
+
+optax's ``lbfgs`` runs a zoom line search in an inner ``while_loop`` at every step; under
+``jax.vmap`` every run then waits for the slowest run's line search at every step.  Here the
+line search is part of the iteration (as optimistix's solvers do): ``update`` receives the value
+and gradient at the current point (the trial), decides, and proposes the next trial:
+
+* the first call accepts the start ``x₀`` and proposes ``x₀ + α₀ d₀`` with ``d₀ = -g₀``,
+  ``α₀ = min(1, 1/||g₀||₁)``;
+* a trial ``x_acc + α d`` is **accepted** when ``f(trial) <= f(x_acc) + c₁ α gᵀd`` (Armijo) and
+  finite -- or, where ``f`` can no longer resolve that decrease, when ``f(trial)`` is within
+  ``10 ε |f(x_acc)|`` of ``f(x_acc)`` and the gradient is smaller (so the last digits of a
+  minimization are not lost to rounding, as in Hager and Zhang's approximate Wolfe test).  Then with ``s = trial - x_acc``, ``y = g(trial) - g(x_acc)`` and ``sᵀy > 0`` the
+  inverse-Hessian approximation is updated,
+
+      BFGS:    H ← (I - ρ s yᵀ) H (I - ρ y sᵀ) + ρ s sᵀ,   ρ = 1/(sᵀy)   (H₀ = (sᵀy / yᵀy) I at the first pair)
+      L-BFGS:  the last ``memory_size`` pairs, two-loop recursion with H₀ = (sᵀy / yᵀy) I,
+
+  and the next trial is ``x_acc + d``, ``d = -H g`` (the unit step; ``-g`` if ``d`` is not a
+  descent direction);
+* a rejected trial halves ``α`` (``backtrack`` factor) and proposes ``x_acc + α d``; after
+  ``max_backtracks`` rejections the memory is dropped and the step restarts from ``-g``.
+
+So a step costs one evaluation whatever happens, and ``update`` reads ``value`` (and ``grad``,
+default: the ``updates`` it is given) from the extra keywords that :func:`gradkit.optim.minimize`
+and :mod:`gradkit.runs` pass (``value_fn`` is not needed).  State: :class:`BFGSState` /
+:class:`LBFGSState`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+from gradkit.optim._common import PyTree, check_float_params, check_positive
+from gradkit.optim._second_order import check_count
+
+GradientTransformationExtraArgs = optax.GradientTransformationExtraArgs
+
+
+class BFGSState(NamedTuple):
+    """The accepted ``point`` with its value and gradient (flat; not
+    named ``value``/``grad``, which would read as the values at the *new* point); the pending
+    trial's ``direction`` and step ``alpha`` (0 before the first update); ``rejected`` trials in a row; the inverse-Hessian
+    approximation ``h`` ``(n, n)``; ``pairs`` (0 until the first curvature pair)."""
+
+    point: jax.Array
+    point_value: jax.Array
+    point_grad: jax.Array
+    direction: jax.Array
+    alpha: jax.Array
+    rejected: jax.Array
+    h: jax.Array
+    pairs: jax.Array
+
+
+class LBFGSState(NamedTuple):
+    """As :class:`BFGSState`, with the last ``memory_size`` pairs ``s``, ``y`` (``(m, n)`` each,
+    newest last, ``pairs`` of them filled) in place of ``h``."""
+
+    point: jax.Array
+    point_value: jax.Array
+    point_grad: jax.Array
+    direction: jax.Array
+    alpha: jax.Array
+    rejected: jax.Array
+    s: jax.Array
+    y: jax.Array
+    pairs: jax.Array
+
+
+QuasiNewtonState = (BFGSState, LBFGSState)
+"""The state types of :func:`bfgs` and :func:`lbfgs` (``isinstance`` checks)."""
+
+
+def _first_step(g: jax.Array) -> jax.Array:
+    return jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.sum(jnp.abs(g)), jnp.finfo(g.dtype).tiny))
+
+
+_SMALL = 64  # up to this dimension, matrix-vector products as elementwise multiply-and-sum
+
+
+def _matvec(h: jax.Array, v: jax.Array) -> jax.Array:
+    """``H v``; for small ``n`` as a multiply-and-sum that XLA fuses with its neighbours (a ``dot``
+    is a kernel of its own, and under ``vmap`` of many tiny problems the kernel count is the cost)."""
+    return jnp.sum(h * v[None, :], axis=1) if v.size <= _SMALL else h @ v
+
+
+def _bfgs_update(h: jax.Array, s: jax.Array, y: jax.Array, first: jax.Array) -> jax.Array:
+    """``(I - ρ s yᵀ) H (I - ρ y sᵀ) + ρ s sᵀ``, with ``H = (sᵀy / yᵀy) I`` at the first pair."""
+    sy, yy = jnp.dot(s, y), jnp.dot(y, y)
+    h = jnp.where(first, (sy / yy) * jnp.eye(s.size, dtype=s.dtype), h)
+    rho = 1.0 / sy
+    hy = _matvec(h, y)
+    # expanded form: H - ρ (s (Hy)ᵀ + (Hy) sᵀ) + (ρ² yᵀHy + ρ) s sᵀ
+    return h - rho * (jnp.outer(s, hy) + jnp.outer(hy, s)) + (rho * rho * jnp.dot(y, hy) + rho) * jnp.outer(s, s)
+
+
+def _two_loop(g: jax.Array, s: jax.Array, y: jax.Array, pairs: jax.Array) -> jax.Array:
+    """``H g`` by the L-BFGS two-loop recursion over the stored pairs (newest last; empty rows
+    masked), ``H₀ = (sᵀy / yᵀy) I`` from the newest pair (``I`` without pairs).  Unrolled over
+    the (static) memory: a few fused kernels instead of two sequential loops per step."""
+    m = s.shape[0]
+    valid = jnp.arange(m) >= m - pairs
+    rho = jnp.where(valid, 1.0 / jnp.where(valid, jnp.sum(s * y, axis=1), 1.0), 0.0)
+    q, alphas = g, [None] * m
+    for i in reversed(range(m)):
+        alphas[i] = rho[i] * jnp.dot(s[i], q)
+        q = q - alphas[i] * y[i]
+    gamma = jnp.where(pairs > 0, jnp.dot(s[-1], y[-1]) / jnp.where(pairs > 0, jnp.dot(y[-1], y[-1]), 1.0), 1.0)
+    r = gamma * q
+    for i in range(m):
+        b = rho[i] * jnp.dot(y[i], r)
+        r = r + s[i] * (alphas[i] - b)
+    return r
+
+
+def _quasi_newton(name: str, memory_size: int | None, c1: Any, backtrack: Any, max_backtracks: int
+                  ) -> GradientTransformationExtraArgs:
+    check_positive(name, "c1", c1)
+    check_positive(name, "backtrack", backtrack)
+    check_count(name, "max_backtracks", max_backtracks, 1)
+    if memory_size is not None:
+        check_count(name, "memory_size", memory_size, 1)
+    dense = memory_size is None
+
+    def init(params: PyTree) -> BFGSState | LBFGSState:
+        check_float_params(name, params)
+        flat = ravel_pytree(params)[0]
+        n, dtype = flat.size, flat.dtype
+        zero = jnp.zeros((), dtype)
+        common = dict(point=flat, point_value=zero, point_grad=jnp.zeros_like(flat),
+                      direction=jnp.zeros_like(flat), alpha=zero, rejected=jnp.zeros((), jnp.int32),
+                      pairs=jnp.zeros((), jnp.int32))
+        if dense:
+            return BFGSState(h=jnp.eye(n, dtype=dtype), **common)
+        return LBFGSState(s=jnp.zeros((memory_size, n), dtype), y=jnp.zeros((memory_size, n), dtype), **common)
+
+    def descent(g: jax.Array, h: Any, s: Any, y: Any, pairs: jax.Array) -> jax.Array:
+        d = -_matvec(h, g) if dense else -_two_loop(g, s, y, pairs)
+        return jnp.where(jnp.dot(d, g) < 0, d, -g)
+
+    def update(updates: PyTree, state: Any, params: PyTree = None, *, value: Any = None,
+               grad: PyTree = None, **extra_args: Any) -> tuple[PyTree, Any]:
+        del extra_args
+        if params is None or value is None:
+            raise ValueError(f"{name}.update needs params and the value at them: "
+                             f"update(grads, state, params, value=f(params)) (gradkit.optim.minimize and "
+                             "gradkit.runs pass it)")
+        x, unravel = ravel_pytree(params)
+        g = ravel_pytree(grad if grad is not None else updates)[0].astype(x.dtype)
+        f = jnp.asarray(value, x.dtype)
+        start = state.alpha == 0  # alpha is > 0 after the first update
+        decrease = state.point_value + c1 * state.alpha * jnp.dot(state.point_grad, state.direction)
+        # Armijo, or (where f can no longer resolve the decrease: within 10 ulp of f) a smaller gradient
+        rounding = 10 * jnp.finfo(x.dtype).eps * jnp.abs(state.point_value)
+        flat_enough = (f <= state.point_value + rounding) & (jnp.dot(g, g) < jnp.dot(state.point_grad, state.point_grad))
+        ok = start | (((f <= decrease) | flat_enough) & jnp.isfinite(f) & jnp.all(jnp.isfinite(g)))
+        # on acceptance: the new pair and memory
+        s_new, y_new = x - state.point, g - state.point_grad
+        usable = ok & ~start & (jnp.dot(s_new, y_new) > jnp.finfo(x.dtype).eps * jnp.dot(y_new, y_new))
+        if dense:
+            h = jnp.where(usable, _bfgs_update(state.h, s_new, y_new, state.pairs == 0), state.h)
+            s_mem = y_mem = None
+        else:
+            h = None
+            roll = lambda mem, row: jnp.concatenate([mem[1:], row[None]])
+            s_mem = jnp.where(usable, roll(state.s, s_new), state.s)
+            y_mem = jnp.where(usable, roll(state.y, y_new), state.y)
+        pairs = jnp.where(usable, jnp.minimum(state.pairs + 1, 1 if dense else memory_size), state.pairs)
+        x_acc = jnp.where(ok, x, state.point)
+        f_acc = jnp.where(ok, f, state.point_value)
+        g_acc = jnp.where(ok, g, state.point_grad)
+        rejected = jnp.where(ok, 0, state.rejected + 1)
+        restart = rejected >= max_backtracks  # give up on this direction: steepest descent, fresh memory
+        if dense:
+            h = jnp.where(restart, jnp.eye(x.size, dtype=x.dtype), h)
+        pairs = jnp.where(restart, 0, pairs)
+        fresh = ok | restart
+        direction = jnp.where(fresh, descent(g_acc, h, s_mem, y_mem, pairs), state.direction)
+        alpha = jnp.where(start | restart, _first_step(g_acc), jnp.where(ok, 1.0, backtrack * state.alpha))
+        alpha = alpha.astype(x.dtype)
+        rejected = jnp.where(restart, 0, rejected)
+        trial = x_acc + alpha * direction
+        common = dict(point=x_acc, point_value=f_acc, point_grad=g_acc,
+                      direction=direction, alpha=alpha, rejected=rejected, pairs=pairs)
+        new = BFGSState(h=h, **common) if dense else LBFGSState(s=s_mem, y=y_mem, **common)
+        step = unravel(trial - x)
+        return jax.tree.map(lambda u, p: u.astype(jnp.result_type(p)), step, params), new
+
+    return GradientTransformationExtraArgs(init, update)
+
+
+def bfgs(*, c1: float = 1e-4, backtrack: float = 0.5, max_backtracks: int = 30) -> GradientTransformationExtraArgs:
+    """BFGS with a dense inverse-Hessian approximation and a line search folded into the steps
+    (see the module doc): one evaluation per step, lockstep under ``vmap``.  For small problems
+    (the ``n x n`` matrix); :func:`lbfgs` for large ones."""
+    return _quasi_newton("bfgs", None, c1, backtrack, max_backtracks)
+
+
+def lbfgs(memory_size: int = 10, *, c1: float = 1e-4, backtrack: float = 0.5, max_backtracks: int = 30
+          ) -> GradientTransformationExtraArgs:
+    """L-BFGS (the last ``memory_size`` pairs, two-loop recursion) with a line search folded into
+    the steps (see the module doc): one evaluation per step, lockstep under ``vmap``.  optax's
+    ``optax.lbfgs`` (zoom line search, strong Wolfe) stays available as it is."""
+    return _quasi_newton("lbfgs", memory_size, c1, backtrack, max_backtracks)

@@ -1,0 +1,114 @@
+"""gradkit's BFGS and L-BFGS (line search folded into the steps): the update formulas against
+their textbook definitions, convergence to the known minimizers (vmapped multi-start), and
+agreement with scipy's BFGS on the same problems."""
+
+from __future__ import annotations
+
+import importlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import scipy.optimize
+
+import gradkit as gk
+
+qn = importlib.import_module("gradkit.optim.quasi_newton")
+
+
+def test_bfgs_update_is_the_textbook_formula_and_satisfies_the_secant_equation():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(5, 5))
+    h = a @ a.T + np.eye(5)
+    s, y = rng.normal(size=5), rng.normal(size=5)
+    y = y if s @ y > 0 else -y
+    rho = 1 / (s @ y)
+    want = (np.eye(5) - rho * np.outer(s, y)) @ h @ (np.eye(5) - rho * np.outer(y, s)) + rho * np.outer(s, s)
+    got = np.asarray(qn._bfgs_update(jnp.asarray(h), jnp.asarray(s), jnp.asarray(y), jnp.asarray(False)))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got @ y, s, rtol=1e-10)  # H y = s
+    first = np.asarray(qn._bfgs_update(jnp.asarray(h), jnp.asarray(s), jnp.asarray(y), jnp.asarray(True)))
+    h0 = (s @ y) / (y @ y) * np.eye(5)
+    want0 = (np.eye(5) - rho * np.outer(s, y)) @ h0 @ (np.eye(5) - rho * np.outer(y, s)) + rho * np.outer(s, s)
+    np.testing.assert_allclose(first, want0, rtol=1e-12, atol=1e-12)
+
+
+def test_two_loop_recursion_equals_the_dense_bfgs_product():
+    """With the memory holding every pair, L-BFGS's ``H g`` is BFGS's from ``H₀ = γ I``
+    (``γ`` from the newest pair), the pairs applied oldest first."""
+    rng = np.random.default_rng(1)
+    n, m = 6, 4
+    s = rng.normal(size=(m, n))
+    y = s @ np.diag(rng.uniform(0.5, 3.0, size=n)) + 0.01 * rng.normal(size=(m, n))
+    g = rng.normal(size=n)
+    gamma = s[-1] @ y[-1] / (y[-1] @ y[-1])
+    h = gamma * np.eye(n)
+    for si, yi in zip(s, y):
+        rho = 1 / (si @ yi)
+        h = (np.eye(n) - rho * np.outer(si, yi)) @ h @ (np.eye(n) - rho * np.outer(yi, si)) + rho * np.outer(si, si)
+    got = qn._two_loop(jnp.asarray(g), jnp.asarray(s), jnp.asarray(y), jnp.asarray(m))
+    np.testing.assert_allclose(got, h @ g, rtol=1e-10)
+    # fewer stored pairs than rows: the empty (oldest) rows are ignored
+    padded_s, padded_y = np.vstack([np.zeros((2, n)), s[2:]]), np.vstack([np.zeros((2, n)), y[2:]])
+    h = gamma * np.eye(n)
+    for si, yi in zip(s[2:], y[2:]):
+        rho = 1 / (si @ yi)
+        h = (np.eye(n) - rho * np.outer(si, yi)) @ h @ (np.eye(n) - rho * np.outer(yi, si)) + rho * np.outer(si, si)
+    got = qn._two_loop(jnp.asarray(g), jnp.asarray(padded_s), jnp.asarray(padded_y), jnp.asarray(2))
+    np.testing.assert_allclose(got, h @ g, rtol=1e-10)
+
+
+@pytest.mark.parametrize("make", [gk.optim.bfgs, gk.optim.lbfgs], ids=["bfgs", "lbfgs"])
+@pytest.mark.parametrize("name,dim", [("himmelblau", 2), ("rosenbrock", 2), ("rosenbrock", 10)])
+def test_vmapped_multistart_converges_to_the_known_minimizers(make, name, dim):
+    f = gk.landscapes.get(name, dim=dim)
+    starts = jax.random.uniform(jax.random.PRNGKey(0), (64, dim), minval=-3.0, maxval=3.0, dtype=jnp.float64)
+    res = jax.jit(jax.vmap(lambda x: gk.optim.minimize(f, x, make(), gtol=1e-9, maxiter=3000)))(starts)
+    assert np.all(np.asarray(res.code) == gk.results.Code.CONVERGED)
+    grads = jax.vmap(jax.grad(f))(res.params)
+    assert float(jnp.max(jnp.linalg.norm(grads, axis=1))) <= 1e-9
+    minima = np.asarray(f.minimizers)
+    dist = np.min(np.linalg.norm(np.asarray(res.params)[:, None] - minima[None], axis=-1), axis=1)
+    if name == "rosenbrock" and dim == 10:  # 10-D Rosenbrock also has a local minimum near x₀ = -1
+        dist = dist[np.asarray(res.params)[:, 0] > 0]
+    assert dist.size and np.max(dist) < 1e-7
+    np.testing.assert_allclose(np.asarray(res.value), [float(f(p)) for p in res.params], rtol=1e-12, atol=1e-18)
+
+
+def test_bfgs_ends_where_scipy_bfgs_ends():
+    f = gk.landscapes.get("rosenbrock", dim=4)
+    x0 = np.array([-1.2, 1.0, -0.5, 0.8])
+    ours = gk.optim.minimize(f, jnp.asarray(x0), gk.optim.bfgs(), gtol=1e-10, maxiter=2000)
+    ref = scipy.optimize.minimize(lambda x: float(f(jnp.asarray(x))), x0, jac=lambda x: np.asarray(jax.grad(f)(x)),
+                                  method="BFGS", options={"gtol": 1e-10})
+    assert ref.success and int(ours.code) == gk.results.Code.CONVERGED
+    np.testing.assert_allclose(ours.params, ref.x, atol=1e-8)
+
+
+def test_a_non_finite_trial_is_rejected_not_fatal():
+    """A first step that lands where f is inf (outside a barrier) is backtracked by the line search,
+    and minimize goes on to the minimum."""
+    def barrier(x):
+        r = jnp.sum(x**2)
+        return jnp.where(r < 4.0, jnp.sum((x - 0.5) ** 2) - jnp.log(4.0 - r), jnp.inf)
+
+    res = gk.optim.minimize(barrier, jnp.array([1.5, 1.0]), gk.optim.bfgs(), gtol=1e-9, maxiter=500)
+    assert int(res.code) == gk.results.Code.CONVERGED
+    grad = jax.grad(barrier)(res.params)
+    assert float(jnp.linalg.norm(grad)) <= 1e-9 and bool(jnp.isfinite(res.value))
+
+
+def test_in_gradkit_runs_and_optax_conventions():
+    f = gk.landscapes.get("himmelblau")
+    starts = jax.random.uniform(jax.random.PRNGKey(1), (32, 2), minval=-4.0, maxval=4.0, dtype=jnp.float64)
+    res = gk.runs.run(f, gk.optim.bfgs(), starts, 200, tol=1e-10, f_star=0.0)
+    assert res.converged.all()
+    np.testing.assert_allclose(res.cost, 1 + 200)  # one value-and-gradient per step
+    with pytest.raises(ValueError, match="needs params and the value"):
+        opt = gk.optim.bfgs()
+        opt.update(jnp.ones(2), opt.init(jnp.ones(2)), jnp.ones(2))
+    with pytest.raises(ValueError, match="memory_size"):
+        gk.optim.lbfgs(memory_size=0)
+    assert isinstance(gk.optim.bfgs(), optax.GradientTransformationExtraArgs)
