@@ -51,7 +51,7 @@ from collections.abc import Callable, Hashable, Sequence
 import jax
 import numpy as np
 
-__all__ = ["Spec", "lift", "note_compile", "TRACER_ERRORS", "lift_optimizer", "mark_static_only"]
+__all__ = ["Spec", "Uncompared", "lift", "note_compile", "TRACER_ERRORS", "lift_optimizer", "mark_static_only"]
 
 TRACER_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
                  jax.errors.TracerIntegerConversionError, jax.errors.TracerArrayConversionError)
@@ -76,8 +76,9 @@ class _Identity:
         return f"<identity of {type(self.obj).__name__} at {id(self.obj):#x}>"
 
 
-class _Payload:
-    """A plan part that never affects the key (always equal): what a rebuild copies as is."""
+class Uncompared:
+    """A key part that never affects the key (always equal): what a rebuild copies as is, or the
+    object a cache entry's key was made from."""
 
     __slots__ = ("obj",)
 
@@ -88,7 +89,7 @@ class _Payload:
         return 0
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Payload)
+        return isinstance(other, Uncompared)
 
 
 # objects that are stable singletons (modules, classes, builtins): keyed by identity, never warned about
@@ -219,7 +220,7 @@ class _Lifter:
         defaults = self.walk(fn.__defaults__, False) if fn.__defaults__ else None
         kwdefaults = self.walk(fn.__kwdefaults__, False) if fn.__kwdefaults__ else None
         closure = tuple(self.walk(c) for c in fn.__closure__ or ())
-        return ("fn", number, fn.__code__, _Identity(fn.__globals__), defaults, kwdefaults, closure, _Payload(fn))
+        return ("fn", number, fn.__code__, _Identity(fn.__globals__), defaults, kwdefaults, closure, Uncompared(fn))
 
     def cell(self, cell: types.CellType, floats: bool) -> tuple:
         number = self.remember(cell)

@@ -82,7 +82,7 @@ import optax.contrib
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gradkit.lifting import TRACER_ERRORS, Spec, lift, lift_optimizer, mark_static_only, note_compile
+from gradkit.lifting import TRACER_ERRORS, Spec, Uncompared, lift, lift_optimizer, mark_static_only, note_compile
 from gradkit.optim import (AdaHessianState, ForwardGradientState, HessianFreeState, HutchinsonState,
                            NewtonCGState, NewtonState, SamState, TrustRegionState)
 
@@ -594,32 +594,18 @@ def _check_objective(objective: Callable[[PyTree], jax.Array], objective_spec: S
     cached per objective spec and point structure, so a loop of calls pays it once)."""
     leaves, treedef = jax.tree.flatten(starts)
     spec = (treedef, tuple((tuple(jnp.shape(a)[1:]), jnp.result_type(a)) for a in leaves))
-    shape = _objective_output_shape(objective_spec, spec, _Uncompared(objective))
+    shape = _objective_output_shape(objective_spec, spec, Uncompared(objective))
     if shape != ():
         raise ValueError(f"objective must return a scalar, got shape {shape} at one start point")
 
 
 @functools.lru_cache(maxsize=256)
-def _objective_output_shape(objective_spec: Spec, spec: tuple, objective: _Uncompared) -> Any:
+def _objective_output_shape(objective_spec: Spec, spec: tuple, objective: Uncompared) -> Any:
     treedef, shapes = spec
     point = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in shapes])
     out = jax.eval_shape(objective.value, point)
     return getattr(out, "shape", type(out).__name__)
 
-
-class _Uncompared:
-    """A cache-key part that is always equal (the object the key's spec was lifted from)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __hash__(self) -> int:
-        return 0
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Uncompared)
 
 
 def _tolerance(tol: Any, rtol: Any, f_star: Any, f_scale: Any, xtol: Any, minimizers: Any, point_size: int

@@ -11,7 +11,8 @@ and gradient at the current point (the trial), decides, and proposes the next tr
 * a trial ``x_acc + α d`` is **accepted** when ``f(trial) <= f(x_acc) + c₁ α gᵀd`` (Armijo) and
   finite -- or, where ``f`` can no longer resolve that decrease, when ``f(trial)`` is within
   ``10 ε |f(x_acc)|`` of ``f(x_acc)`` and the gradient is smaller (so the last digits of a
-  minimization are not lost to rounding, as in Hager and Zhang's approximate Wolfe test).  Then with ``s = trial - x_acc``, ``y = g(trial) - g(x_acc)`` and ``sᵀy > 0`` the
+  minimization are not lost to rounding, as in Hager and Zhang's approximate Wolfe test).
+  Then with ``s = trial - x_acc``, ``y = g(trial) - g(x_acc)`` and ``sᵀy > 0`` the
   inverse-Hessian approximation is updated,
 
       BFGS:    H ← (I - ρ s yᵀ) H (I - ρ y sᵀ) + ρ s sᵀ,   ρ = 1/(sᵀy)   (H₀ = (sᵀy / yᵀy) I at the first pair)
