@@ -603,9 +603,8 @@ def _check_objective(objective: Callable[[PyTree], jax.Array], objective_spec: S
 def _objective_output_shape(objective_spec: Spec, spec: tuple, objective: Uncompared) -> Any:
     treedef, shapes = spec
     point = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(shape, dtype) for shape, dtype in shapes])
-    out = jax.eval_shape(objective.value, point)
+    out = jax.eval_shape(objective.obj, point)
     return getattr(out, "shape", type(out).__name__)
-
 
 
 def _tolerance(tol: Any, rtol: Any, f_star: Any, f_scale: Any, xtol: Any, minimizers: Any, point_size: int
