@@ -87,17 +87,34 @@ def test_bfgs_ends_where_scipy_bfgs_ends():
     np.testing.assert_allclose(ours.params, ref.x, atol=1e-8)
 
 
-def test_a_non_finite_trial_is_rejected_not_fatal():
-    """A first step that lands where f is inf (outside a barrier) is backtracked by the line search,
-    and minimize goes on to the minimum."""
-    def barrier(x):
-        r = jnp.sum(x**2)
-        return jnp.where(r < 4.0, jnp.sum((x - 0.5) ** 2) - jnp.log(4.0 - r), jnp.inf)
+def barrier(x):
+    r = jnp.sum(x**2)
+    return jnp.where(r < 4.0, jnp.sum((x - 0.5) ** 2) - jnp.log(4.0 - r), jnp.inf)
 
+
+def test_a_non_finite_trial_is_rejected_not_fatal():
+    """A first step that lands where f is inf (outside a barrier) is backtracked by the line search:
+    minimize goes on to the minimum, and gradkit.runs does not call the run diverged."""
     res = gk.optim.minimize(barrier, jnp.array([1.5, 1.0]), gk.optim.bfgs(), gtol=1e-9, maxiter=500)
     assert int(res.code) == gk.results.Code.CONVERGED
     grad = jax.grad(barrier)(res.params)
     assert float(jnp.linalg.norm(grad)) <= 1e-9 and bool(jnp.isfinite(res.value))
+
+
+def test_in_gradkit_runs_a_non_finite_trial_is_not_a_diverged_run():
+    """From x₀ = 2 on (x - 0.2)² the first trial is x₀ - g/|g| = 1; make f infinite there.  The
+    divergence check after step 1 sees that trial: the run carries on from the accepted point
+    (not frozen, not diverged) and reaches the minimum."""
+    def notched(x):
+        return jnp.where(jnp.abs(x[0] - 1.0) < 0.05, jnp.inf, (x[0] - 0.2) ** 2)
+
+    starts = jnp.array([[2.0], [-1.0]])
+    one = gk.runs.run(notched, gk.optim.bfgs(), starts, 1)
+    assert not one.diverged.any()
+    np.testing.assert_allclose(one.final[0], [2.0])  # the inf trial rejected: back at the accepted start
+    later = gk.runs.run(notched, gk.optim.bfgs(), starts, 60, tol=1e-12, f_star=0.0)
+    assert not later.diverged.any() and later.converged.all()
+    np.testing.assert_allclose(later.final, [[0.2], [0.2]], atol=1e-6)
 
 
 def test_in_gradkit_runs_and_optax_conventions():

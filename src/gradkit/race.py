@@ -87,6 +87,7 @@ class Contender:
 CONTENDERS: dict[str, Contender] = {
     **{name: Contender(make, ("learning_rate",), "first-order") for name, make in optim.FIRST_ORDER.items()},
     "lbfgs": Contender(optax.lbfgs, (), "quasi-Newton"),  # optax's own: memory 10, zoom (strong Wolfe) line search
+    "bfgs": Contender(optim.bfgs, (), "quasi-Newton"),  # gradkit's: line search folded into the steps
     "newton_cg": Contender(optim.newton_cg, (), "second-order"),
     "newton_cg_trust_region": Contender(optim.newton_cg_trust_region, (), "second-order"),
     "hessian_free": Contender(hessian_free, (), "second-order"),

@@ -83,6 +83,7 @@ from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gradkit.lifting import TRACER_ERRORS, Spec, Uncompared, lift, lift_optimizer, mark_static_only, note_compile
+from gradkit.optim.quasi_newton import accepted_point, trial_judge
 from gradkit.optim import (AdaHessianState, ForwardGradientState, HessianFreeState, HutchinsonState,
                            NewtonCGState, NewtonState, SamState, TrustRegionState)
 
@@ -393,6 +394,7 @@ def _single_run(
         grad_scale = optax.tree.norm(grad0)
         state0 = opt.init(x0)
         cost_model = _cost_of(raw, x0, state0)
+        judge = trial_judge(state0)
         variable = bool(cost_model.counted)
 
         def met(x: PyTree, value: jax.Array, grad: PyTree) -> jax.Array:
@@ -454,6 +456,11 @@ def _single_run(
                 x_start, _, value_start, grad_start, _, diverged, _ = carry
                 x, state, _, grad, marks, _, spent = steps_of(length, carry)
                 value = objective(x)
+                if judge is not None:  # a non-finite trial is a rejected step: carry on from the accepted point
+                    point, point_value, point_grad = accepted_point(trial_judge(state), x)
+                    good = jnp.isfinite(value) & jnp.all(jnp.isfinite(ravel_pytree(grad)[0]))
+                    pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(good, a, b.astype(a.dtype)), new, old)
+                    x, value, grad = pick(x, point), pick(value, point_value), pick(grad, point_grad)
                 diverged = diverged | ~jnp.isfinite(value)
                 keep = lambda old, new: jax.tree.map(lambda a, b: jnp.where(diverged, a, b), old, new)
                 x, value, grad = keep(x_start, x), keep(value_start, value), keep(grad_start, grad)

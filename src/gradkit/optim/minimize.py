@@ -8,11 +8,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from jax.flatten_util import ravel_pytree
 
 from gradkit.derivatives import scalar_fn
 from gradkit.optim._common import PyTree
-from gradkit.optim.quasi_newton import QuasiNewtonState
+from gradkit.optim.quasi_newton import accepted_point, trial_judge
 from gradkit.lifting import Spec, call_with_fallback, lift, note_compile
 from gradkit.optim._second_order import (
     ValueFn,
@@ -46,17 +45,6 @@ def _stored_value_and_grad(state: Any) -> tuple[Any, Any] | None:
     found = lambda name: [v for _, v in optax.tree.get_all_with_path(state, name) if v is not None]
     values, grads = found("value"), found("grad")
     return (values[0], grads[0]) if len(values) == 1 and len(grads) == 1 else None
-
-
-def _trial_judge(state: Any) -> Any:
-    """The :class:`~gradkit.optim.quasi_newton.BFGSState` / ``LBFGSState`` in ``state``, if any."""
-    nodes = jax.tree.leaves(state, is_leaf=lambda n: isinstance(n, QuasiNewtonState))
-    found = [n for n in nodes if isinstance(n, QuasiNewtonState)]
-    return found[0] if len(found) == 1 else None
-
-
-def _judges_its_trials(state: Any) -> bool:
-    return _trial_judge(state) is not None
 
 
 def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_leaves: tuple, params: PyTree,
@@ -114,16 +102,15 @@ def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_
 
     start_ok = finite(params, value0, grad0)
     carry = (jnp.asarray(0), params, state0, value0, grad0, grad_norm_of(grad0), jnp.asarray(0), ~start_ok)
-    guarded = _judges_its_trials(state0)
+    guarded = trial_judge(state0) is not None
     i, x, state, value, grad, grad_norm, still, bad = jax.lax.while_loop(
         keep_going, guarded_step if guarded else step, carry)
     if guarded:  # a last trial that was not finite: report the optimizer's accepted point instead
-        node = _trial_judge(state)
-        unravel = ravel_pytree(x)[1]
+        point, point_value, point_grad = accepted_point(trial_judge(state), x)
         good = jnp.isfinite(value) & tree_all_finite(grad)
-        x = optax.tree.where(good, x, unravel(node.point))
-        grad = optax.tree.where(good, grad, unravel(node.point_grad))
-        value = jnp.where(good, value, node.point_value.astype(value.dtype))
+        x = optax.tree.where(good, x, point)
+        grad = optax.tree.where(good, grad, point_grad)
+        value = jnp.where(good, value, point_value.astype(value.dtype))
         grad_norm = grad_norm_of(grad)
     code = select_code((bad, Code.NONFINITE), (grad_norm <= gtol, Code.CONVERGED),
                        (still >= stall_steps, Code.BREAKDOWN), default=Code.MAX_STEPS)

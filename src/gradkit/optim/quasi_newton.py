@@ -79,6 +79,21 @@ QuasiNewtonState = (BFGSState, LBFGSState)
 """The state types of :func:`bfgs` and :func:`lbfgs` (``isinstance`` checks)."""
 
 
+def trial_judge(state: Any) -> Any:
+    """The :class:`BFGSState` / :class:`LBFGSState` node of an optimizer state, or ``None``: an
+    optimizer that judges its own trials, whose non-finite trial is a rejected step (the accepted
+    point is in the node), not a diverged run."""
+    nodes = jax.tree.leaves(state, is_leaf=lambda n: isinstance(n, QuasiNewtonState))
+    found = [n for n in nodes if isinstance(n, QuasiNewtonState)]
+    return found[0] if len(found) == 1 else None
+
+
+def accepted_point(node: Any, like: PyTree) -> tuple[PyTree, jax.Array, PyTree]:
+    """``(point, value, grad)`` of the judge's accepted point, unravelled like ``like``."""
+    unravel = ravel_pytree(like)[1]
+    return unravel(node.point), node.point_value, unravel(node.point_grad)
+
+
 def _first_step(g: jax.Array) -> jax.Array:
     return jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.sum(jnp.abs(g)), jnp.finfo(g.dtype).tiny))
 
