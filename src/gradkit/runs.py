@@ -82,7 +82,7 @@ import optax.contrib
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gradkit.lifting import TRACER_ERRORS, Spec, Uncompared, lift, lift_optimizer, mark_static_only, note_compile
+from gradkit.lifting import Spec, Uncompared, call_with_fallback, lift, note_compile
 from gradkit.optim.quasi_newton import accepted_point, trial_judge
 from gradkit.optim import (AdaHessianState, ForwardGradientState, HessianFreeState, HutchinsonState,
                            NewtonCGState, NewtonState, SamState, TrustRegionState)
@@ -726,14 +726,8 @@ def run_batch(
             pieces.append((hi - lo, fn(*part, objective_leaves, optimizer_leaves)))
         return pieces
 
-    optimizer_spec, optimizer_leaves = lift_optimizer(make_optimizer)
-    try:
-        pieces = dispatch(optimizer_spec, optimizer_leaves)
-    except TRACER_ERRORS:  # the optimizer branches on a hyperparameter in Python: key its floats by value
-        static = mark_static_only(optimizer_spec, make_optimizer)
-        if static is None:
-            raise
-        pieces = dispatch(*static)
+    # floats lifted; if the optimizer branches on a hyperparameter in Python, keyed by value instead
+    pieces = call_with_fallback(make_optimizer, dispatch)
     bar = None
     if progress:
         from tqdm.auto import tqdm
