@@ -280,3 +280,26 @@ def test_lift_rebuilds_an_equivalent_object_and_keys_what_it_computes():
         return fact
     spec, leaves = lifting.lift(outer(2.0))
     assert spec.rebuild((3.0,))(4) == 72.0 and spec.rebuild(leaves)(4) == 48.0
+
+
+GLOBAL_SCALE = 0.001
+
+
+def global_scaled_sgd() -> optax.GradientTransformation:
+    """An optimizer that reads a module global (as notebook code does)."""
+
+    def update(updates, state, params=None):
+        return jax.tree.map(lambda g: -GLOBAL_SCALE * g, updates), state
+
+    return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
+
+
+def test_a_rebound_global_is_never_a_wrong_reuse():
+    global GLOBAL_SCALE
+    try:
+        for scale in (0.001, 0.002, 0.001):
+            GLOBAL_SCALE = scale
+            res = gk.runs.run(ROSEN, global_scaled_sgd(), STARTS, 5)
+            assert_matches_reference(res, optax_loop(ROSEN, optax.sgd(scale), STARTS, 5))
+    finally:
+        GLOBAL_SCALE = 0.001

@@ -26,7 +26,10 @@ What is lifted:
   by value, so a fresh ``lambda x: a * x @ x`` with the same ``a`` still hits the cache.
 
 Ints, bools, strings and other hashable values are keyed by value (an int may be a shape or a
-loop count).  Function defaults are keyed by value too (they are declaration-time constants).
+loop count).  The module globals a function reads are part of its key as they are at the call
+(numbers and strings by value, anything else by identity), since the traced program reads them:
+a rebound global compiles again instead of reusing a program traced with the old value.
+Function defaults are keyed by value too (they are declaration-time constants).
 An object that cannot be compared by value (a plain class instance without ``__eq__``, an
 unhashable object that is not a container, array, function, dataclass or pytree) is keyed by
 identity and kept alive by the cache, so its ``id`` cannot be reused: never a wrong reuse, only a
@@ -220,7 +223,8 @@ class _Lifter:
         defaults = self.walk(fn.__defaults__, False) if fn.__defaults__ else None
         kwdefaults = self.walk(fn.__kwdefaults__, False) if fn.__kwdefaults__ else None
         closure = tuple(self.walk(c) for c in fn.__closure__ or ())
-        return ("fn", number, fn.__code__, _Identity(fn.__globals__), defaults, kwdefaults, closure, Uncompared(fn))
+        return ("fn", number, fn.__code__, _Identity(fn.__globals__), _globals_key(fn), defaults, kwdefaults, closure,
+                Uncompared(fn))
 
     def cell(self, cell: types.CellType, floats: bool) -> tuple:
         number = self.remember(cell)
@@ -230,6 +234,34 @@ class _Lifter:
         except ValueError:  # an empty cell (a variable not yet assigned)
             return ("cell", number, None)
         return ("cell", number, self.walk(contents, floats))
+
+
+@functools.lru_cache(maxsize=4096)
+def _global_names(code: types.CodeType) -> tuple[str, ...]:
+    """Every name ``code`` (and the functions defined inside it) may read as a global."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.update(_global_names(const))
+    return tuple(sorted(names))
+
+
+def _globals_key(fn: types.FunctionType) -> tuple:
+    """The module globals ``fn`` reads, as they are now: numbers, strings and other hashable
+    values by value, everything else (functions, modules, arrays) by identity.  A program is
+    traced reading the live globals, so a global rebound between two calls (a notebook's
+    ``LR = 0.01``, a redefined ``loss``) must give another key -- never a wrong reuse."""
+    namespace = fn.__globals__
+    key = []
+    for name in _global_names(fn.__code__):
+        if name not in namespace:
+            continue  # a builtin, or an attribute name
+        value = namespace[name]
+        if isinstance(value, (bool, int, float, complex, str, bytes, type(None))):
+            key.append((name, type(value), value if not isinstance(value, float) else value.hex()))
+        else:
+            key.append((name, _Identity(value)))
+    return tuple(key)
 
 
 def _is_module_level(obj: Any) -> bool:
@@ -272,7 +304,7 @@ class _Rebuilder:
             return cell
         if kind == "fn":
             # the function exists before its closure cells are filled: a cell may refer back to it
-            _, _, code, globals_, defaults, kwdefaults, closure, original = node
+            _, _, code, globals_, _, defaults, kwdefaults, closure, original = node
             fn = original.obj
             new_defaults = self.build(defaults) if defaults is not None else None
             new_kwdefaults = self.build(kwdefaults) if kwdefaults is not None else None
