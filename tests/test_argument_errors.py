@@ -4,7 +4,6 @@ curvature operators' eager calls compiled once."""
 from __future__ import annotations
 
 import gc
-import resource
 
 import jax
 import jax.numpy as jnp
@@ -13,13 +12,10 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import gradkit as gk
+from _jax_counters import compiles, peak_rss_bytes
 from gradkit import curvature as cv
 from gradkit.linalg import cg
 
-COMPILES = {"count": 0}
-jax.monitoring.register_event_duration_secs_listener(
-    lambda event, duration, **kw: COMPILES.__setitem__(
-        "count", COMPILES["count"] + (event == "/jax/core/compile/backend_compile_duration")))
 
 X = jax.random.normal(jax.random.PRNGKey(0), (16, 3))
 Y = X @ jnp.array([1.0, -2.0, 0.5])
@@ -87,10 +83,6 @@ def test_runs_refuses_integer_starts_and_infinite_tolerances():
             gk.runs.run(f, gk.optim.sgd(0.1), jnp.zeros((4, 2)), 10, **{name: float("inf")})
 
 
-def _rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def test_eager_operator_calls_compile_once_and_keep_memory_flat():
     """``op(v)``, ``op.batched_matvec``, ``op.diagonal`` and ``op.dense`` on a fresh operator every
     call: one compile each, then none in 200 calls; the values are the dense Hessian's."""
@@ -103,14 +95,14 @@ def test_eager_operator_calls_compile_once_and_keep_memory_flat():
 
     calls(cv.hessian(loss, PARAMS, (X + 0.0, Y)))  # also warms the eager add below
     gc.collect()
-    before, arrays, rss = COMPILES["count"], len(jax.live_arrays()), _rss()
+    before, arrays, rss = compiles(), len(jax.live_arrays()), peak_rss_bytes()
     for i in range(200):
         batch = (X + 0.001 * i, Y)
         out = calls(cv.hessian(loss, PARAMS, batch))
     gc.collect()
-    assert COMPILES["count"] == before
+    assert compiles() == before
     assert len(jax.live_arrays()) - arrays < 40
-    assert _rss() - rss < 24 * 2**20
+    assert peak_rss_bytes() - rss < 24 * 2**20
     flat, unravel = ravel_pytree(PARAMS)
     dense = jax.hessian(lambda u: loss(unravel(u), (X + 0.001 * 199, Y)))(flat)
     np.testing.assert_allclose(ravel_pytree(out[0])[0], dense @ ravel_pytree(v)[0], rtol=1e-10, atol=1e-12)

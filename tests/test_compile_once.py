@@ -10,7 +10,6 @@ that optimizers differing in anything but numbers never share a program.
 from __future__ import annotations
 
 import gc
-import resource
 import warnings
 
 import jax
@@ -21,17 +20,9 @@ import optax
 import pytest
 
 import gradkit as gk
+from _jax_counters import compiles, peak_rss_bytes
 from gradkit import lifting
 
-COMPILES = {"count": 0}
-
-
-def _count(event: str, duration: float, **kwargs) -> None:
-    if event == "/jax/core/compile/backend_compile_duration":
-        COMPILES["count"] += 1
-
-
-jax.monitoring.register_event_duration_secs_listener(_count)
 
 ROSEN = gk.landscapes.get("rosenbrock")
 STARTS = jax.random.uniform(jax.random.PRNGKey(0), (16, 2), minval=-2, maxval=2)
@@ -75,9 +66,9 @@ KINDS = {
 def test_runs_compiles_once_for_five_learning_rates_and_matches_optax_loop(kind):
     make = KINDS[kind]
     gk.runs.run(ROSEN, make(0.01), STARTS[:1], 3)  # warm everything outside the program under test
-    before = COMPILES["count"]
+    before = compiles()
     results = [gk.runs.run(ROSEN, make(lr), STARTS, STEPS, tol=1e-6, f_star=0.0) for lr in LRS]
-    assert COMPILES["count"] - before <= 1, f"{kind}: {COMPILES['count'] - before} compiles for 5 learning rates"
+    assert compiles() - before <= 1, f"{kind}: {compiles() - before} compiles for 5 learning rates"
     for lr, res in zip(LRS[::2], results[::2]):  # each cached result is the reference loop's, lr by lr
         assert_matches_reference(res, optax_loop(ROSEN, make(lr), STARTS, STEPS))
     assert not np.allclose(results[0].final, results[-1].final)  # the learning rate really changed
@@ -87,19 +78,19 @@ def test_minimize_and_newton_root_compile_once_for_fresh_optimizers_and_objectiv
     R5 = gk.landscapes.get("rosenbrock", dim=5)
     x0 = jnp.zeros(5)
     gk.optim.minimize(R5, x0, gk.optim.newton_cg(cg_tol=0.5), maxiter=2)
-    before = COMPILES["count"]
+    before = compiles()
     for tol in (0.1, 0.2, 0.3):  # a fresh Newton-CG (another CG tolerance) every call
         res = gk.optim.minimize(R5, x0, gk.optim.newton_cg(cg_tol=tol), maxiter=200, gtol=1e-9)
         assert int(res.code) == gk.results.Code.CONVERGED
         np.testing.assert_allclose(res.params, np.ones(5), atol=1e-7)
-    assert COMPILES["count"] == before
+    assert compiles() == before
     # first-order: adam(lr) for five learning rates, the final point = optax's loop, lr by lr
     quad = lambda x: jnp.sum((x - 1.0) ** 2 * jnp.arange(1.0, 6.0))
     references = [optax_loop(quad, optax.adam(lr * 10), x0[None], 40)[0] for lr in LRS]
     gk.optim.minimize(quad, x0, optax.adam(0.5), maxiter=1)
-    before = COMPILES["count"]
+    before = compiles()
     params = [gk.optim.minimize(quad, x0, optax.adam(lr * 10), maxiter=40, gtol=0.0).params for lr in LRS]
-    assert COMPILES["count"] == before
+    assert compiles() == before
     for got, want in zip(params, references):
         np.testing.assert_allclose(got, want, rtol=1e-12)
     # a fresh lambda with the same code and values is the same objective
@@ -107,9 +98,9 @@ def test_minimize_and_newton_root_compile_once_for_fresh_optimizers_and_objectiv
         return lambda x: x**3 - c
 
     gk.optim.newton_root(cube_minus(2.0), 1.0)
-    before = COMPILES["count"]
+    before = compiles()
     roots = [float(gk.optim.newton_root(cube_minus(2.0), x).x) for x in (1.5, 2.0, 3.0)]
-    assert COMPILES["count"] == before
+    assert compiles() == before
     np.testing.assert_allclose(roots, 2 ** (1 / 3), rtol=1e-15)
 
 
@@ -125,9 +116,9 @@ def test_fit_and_tracker_compile_once_for_fresh_optimizers():
         return gk.train.fit(loss, p0, optax.adam(lr), (X, y), 2, 16, key, progress=False, tracker=tracker())
 
     fit(0.5)
-    before = COMPILES["count"]
+    before = compiles()
     outs = [fit(lr * 100) for lr in LRS]
-    assert COMPILES["count"] == before, f"{COMPILES['count'] - before} compiles in 4 fits with fresh optimizers"
+    assert compiles() == before, f"{compiles() - before} compiles in 4 fits with fresh optimizers"
     # the cached step is optax's step: a hand loop over the same batches
     params, history = outs[2]
     opt = optax.adam(LRS[2] * 100)
@@ -164,10 +155,10 @@ def test_non_numeric_differences_never_share_a_program():
         lambda: optax.sgd(0.01, momentum=0.9),
     ]
     references = [optax_loop(ROSEN, make(), STARTS, 20) for make in variants]
-    before = COMPILES["count"]
+    before = compiles()
     for make, reference in zip(variants, references):
         assert_matches_reference(gk.runs.run(ROSEN, make(), STARTS, 20), reference)
-    assert COMPILES["count"] - before == len(variants)  # one program each, none shared
+    assert compiles() - before == len(variants)  # one program each, none shared
     assert len({lifting.lift(make())[0] for make in variants}) == len(variants)
 
 
@@ -194,7 +185,7 @@ def scaled_sgd(config: Config) -> optax.GradientTransformation:
 
 def test_an_optimizer_over_a_non_hashable_object_misses_the_cache_with_one_warning():
     gk.runs.run(ROSEN, scaled_sgd(Config(0.001)), STARTS, 5)
-    before = COMPILES["count"]
+    before = compiles()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         a = gk.runs.run(ROSEN, scaled_sgd(Config(0.001)), STARTS, 5)
@@ -202,16 +193,16 @@ def test_an_optimizer_over_a_non_hashable_object_misses_the_cache_with_one_warni
         c = gk.runs.run(ROSEN, scaled_sgd(Config(0.003)), STARTS, 5)
     named = [w for w in caught if "Config" in str(w.message)]
     assert len(named) == 1 and issubclass(named[0].category, RuntimeWarning)  # once, naming why
-    assert COMPILES["count"] - before == 3  # a miss every time: never a reuse by an equal-looking object
+    assert compiles() - before == 3  # a miss every time: never a reuse by an equal-looking object
     for scale, res in ((0.001, a), (0.002, b), (0.003, c)):
         assert_matches_reference(res, optax_loop(ROSEN, optax.sgd(scale), STARTS, 5))
     # the same object reuses its program
     config = Config(0.004)
     opt = scaled_sgd(config)
     gk.runs.run(ROSEN, opt, STARTS, 5)
-    before = COMPILES["count"]
+    before = compiles()
     gk.runs.run(ROSEN, scaled_sgd(config), STARTS, 5)
-    assert COMPILES["count"] == before
+    assert compiles() == before
 
 
 def test_python_branching_on_a_hyperparameter_falls_back_to_keying_it_by_value():
@@ -224,28 +215,24 @@ def test_python_branching_on_a_hyperparameter_falls_back_to_keying_it_by_value()
         return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
 
     references = {lr: optax_loop(ROSEN, clipped_sgd(lr), STARTS, 10) for lr in LRS}
-    before = COMPILES["count"]
+    before = compiles()
     for lr in LRS + LRS:
         assert_matches_reference(gk.runs.run(ROSEN, clipped_sgd(lr), STARTS, 10), references[lr])
-    assert COMPILES["count"] - before <= len(LRS)  # one per distinct value, none for a repeated one
-
-
-def _rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert compiles() - before <= len(LRS)  # one per distinct value, none for a repeated one
 
 
 def test_two_hundred_calls_with_fresh_optimizers_compile_once_and_keep_memory_flat():
     gk.runs.run(ROSEN, gk.optim.adam(0.01), STARTS, 10)
     gk.optim.minimize(ROSEN, STARTS[0], optax.sgd(0.01), maxiter=3)
     gc.collect()
-    before, arrays, rss = COMPILES["count"], len(jax.live_arrays()), _rss()
+    before, arrays, rss = compiles(), len(jax.live_arrays()), peak_rss_bytes()
     for i in range(200):
         gk.runs.run(ROSEN, gk.optim.adam(0.001 + 1e-5 * i), STARTS, 10)
         gk.optim.minimize(ROSEN, STARTS[0], optax.sgd(0.001 + 1e-5 * i), maxiter=3)
     gc.collect()
-    assert COMPILES["count"] == before
+    assert compiles() == before
     assert len(jax.live_arrays()) - arrays < 20
-    assert _rss() - rss < 24 * 2**20  # a compile per call would add megabytes each
+    assert peak_rss_bytes() - rss < 24 * 2**20  # a compile per call would add megabytes each
 
 
 def test_lift_rebuilds_an_equivalent_object_and_keys_what_it_computes():

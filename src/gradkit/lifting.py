@@ -54,7 +54,8 @@ from collections.abc import Callable, Hashable, Sequence
 import jax
 import numpy as np
 
-__all__ = ["Spec", "Uncompared", "lift", "note_compile", "TRACER_ERRORS", "lift_optimizer", "mark_static_only"]
+__all__ = ["Spec", "Uncompared", "lift", "note_compile", "TRACER_ERRORS", "lift_optimizer", "mark_static_only",
+           "call_with_fallback"]
 
 TRACER_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
                  jax.errors.TracerIntegerConversionError, jax.errors.TracerArrayConversionError)

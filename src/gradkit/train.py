@@ -80,21 +80,19 @@ def make_step(loss_fn: Callable[..., Any], optimizer: optax.GradientTransformati
     numeric hyperparameters (``optax.adam(lr)`` for another ``lr``) reuses the program."""
     loss_spec, loss_leaves = lift(loss_fn, floats=False)
     extra_spec, extra_leaves = lift(extra_args, floats=False)
-    optimizer_spec, optimizer_leaves = lift_optimizer(optimizer)
-    static = [False]
+    lifted = [lift_optimizer(optimizer)]  # (spec, leaves); floats keyed by value after a fallback
 
     def step(params: PyTree, state: Any, batch: PyTree) -> tuple:
-        nonlocal optimizer_spec, optimizer_leaves
+        call = lambda spec, leaves: _step(loss_spec, spec, bool(has_aux), extra_spec, loss_leaves, leaves,
+                                          extra_leaves, params, state, batch)
         try:
-            return _step(loss_spec, optimizer_spec, bool(has_aux), extra_spec, loss_leaves, optimizer_leaves,
-                         extra_leaves, params, state, batch)
+            return call(*lifted[0])
         except TRACER_ERRORS:  # the optimizer branches on a hyperparameter in Python
-            fallback = None if static[0] else mark_static_only(optimizer_spec, optimizer)
+            fallback = mark_static_only(lifted[0][0], optimizer)  # None once floats are static already
             if fallback is None:
                 raise
-            static[0] = True
-            optimizer_spec, optimizer_leaves = fallback
-            return step(params, state, batch)
+            lifted[0] = fallback
+            return call(*fallback)
 
     return step
 

@@ -47,6 +47,11 @@ def _stored_value_and_grad(state: Any) -> tuple[Any, Any] | None:
     return (values[0], grads[0]) if len(values) == 1 and len(grads) == 1 else None
 
 
+def _moved(new_x: PyTree, x: PyTree) -> jax.Array:
+    """Whether any entry of the params changed in this step."""
+    return jnp.any(jnp.stack([jnp.any(a != b) for a, b in zip(jax.tree.leaves(new_x), jax.tree.leaves(x))]))
+
+
 def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_leaves: tuple, params: PyTree,
          gtol: Any, maxiter: Any, stall_steps: Any) -> Result:
     note_compile("gradkit.optim.minimize", value_spec, optimizer_spec)
@@ -84,7 +89,7 @@ def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_
         new_x = optax.apply_updates(x, updates)
         new_value, new_grad = jax.value_and_grad(f)(new_x)
         ok = tree_all_finite(new_x)
-        moved = ~ok | jnp.any(jnp.stack([jnp.any(a != b) for a, b in zip(jax.tree.leaves(new_x), jax.tree.leaves(x))]))
+        moved = ~ok | _moved(new_x, x)
         return (i + 1, new_x, new_state, new_value, new_grad, grad_norm_of(new_grad), jnp.where(moved, 0, still + 1), ~ok)
 
     def step(carry: tuple) -> tuple:
@@ -93,8 +98,7 @@ def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_
         new_x = optax.apply_updates(x, updates)
         new_value, new_grad = evaluate(new_x, new_state)
         ok = finite(new_x, new_value, new_grad)
-        moved = jnp.logical_not(tree_all_finite(new_x)) | jnp.any(jnp.stack(
-            [jnp.any(a != b) for a, b in zip(jax.tree.leaves(new_x), jax.tree.leaves(x))]))
+        moved = jnp.logical_not(tree_all_finite(new_x)) | _moved(new_x, x)
         pick = lambda new, old: optax.tree.where(ok, new, old)
         return (i + ok.astype(i.dtype), pick(new_x, x), pick(new_state, state), pick(new_value, value),
                 pick(new_grad, grad), jnp.where(ok, grad_norm_of(new_grad), grad_norm),
