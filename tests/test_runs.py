@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from gradkit import landscapes, optim, runs
+from gradkit.runs.verdicts import _Marks
 
 ROSEN = landscapes.get("rosenbrock")
 STARTS = jnp.array([[-1.5, 2.0], [0.0, 0.0], [1.2, 1.2], [-0.5, -1.0], [2.0, -2.0]])
@@ -336,11 +337,11 @@ def test_marks_point_by_point_and_from_flag_words_match_the_reference_verdicts(l
     paths = rng.random((64, 1 + n_groups * length)) < rng.random((64, 1))
     paths[0], paths[1] = False, True
     paths[2, -1], paths[3, :-1] = False, True  # within until the very last point; within only there
-    advance = jax.jit(jax.vmap(runs._Marks.advance, in_axes=(runs._Marks(0, 0, None), 0),
-                               out_axes=runs._Marks(0, 0, None)))
-    flush = jax.jit(jax.vmap(lambda m, b: m.flush(b, length), in_axes=(runs._Marks(0, 0, None), 0),
-                             out_axes=runs._Marks(0, 0, None)))
-    start = jax.vmap(runs._Marks.start, out_axes=runs._Marks(0, 0, None))(jnp.asarray(paths[:, 0]))
+    advance = jax.jit(jax.vmap(_Marks.advance, in_axes=(_Marks(0, 0, None), 0),
+                               out_axes=_Marks(0, 0, None)))
+    flush = jax.jit(jax.vmap(lambda m, b: m.flush(b, length), in_axes=(_Marks(0, 0, None), 0),
+                             out_axes=_Marks(0, 0, None)))
+    start = jax.vmap(_Marks.start, out_axes=_Marks(0, 0, None))(jnp.asarray(paths[:, 0]))
     stepwise, grouped = start, start
     for k in range(1, paths.shape[1]):
         stepwise = advance(stepwise, jnp.asarray(paths[:, k]))

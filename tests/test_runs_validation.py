@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from gradkit import landscapes, optim, runs
+from gradkit.runs import engine
 
 ROSEN = landscapes.get("rosenbrock")
 STARTS = jnp.array([[-1.5, 2.0], [0.0, 0.0]])
@@ -17,7 +18,7 @@ def nothing_compiles(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the runner was compiled before the bad argument was reported")
 
-    monkeypatch.setattr(runs, "_compiled", refuse)
+    monkeypatch.setattr(engine, "_compiled", refuse)
 
 
 def test_empty_starts():

@@ -1,6 +1,6 @@
 """gradkit: a JAX toolkit for people who study and invent optimizers.
 
-``gk.plot``, ``gk.race``, ``gk.exercise`` and ``gk.cli`` are imported on
+``gk.plot``, ``gk.race``, ``gk.profiles``, ``gk.suites``, ``gk.exercise`` and ``gk.cli`` are imported on
 first use (module ``__getattr__``), so ``import gradkit`` does not pay for matplotlib or
 the race machinery.
 """
@@ -18,7 +18,6 @@ from gradkit import (
     losses,
     models,
     optim,
-    profiles,
     results,
     runs,
     train,
@@ -37,11 +36,11 @@ from gradkit.landscapes import Landscape
 
 __version__ = "0.1.0"
 
-_LAZY = ("plot", "race", "exercise", "cli")
+_LAZY = ("plot", "race", "profiles", "suites", "exercise", "cli")
 
 
 def __getattr__(name: str) -> Any:
-    """Import the lazy submodules (``plot``, ``race``, ``exercise``, ``cli``) on first access."""
+    """Import the lazy submodules (:data:`_LAZY`) on first access."""
     if name in _LAZY:
         module = importlib.import_module(f"gradkit.{name}")
         globals()[name] = module
@@ -75,6 +74,7 @@ __all__ = [
     "profiles",
     "results",
     "runs",
+    "suites",
     "plot",
     "race",
     "exercise",
