@@ -131,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--landscapes", nargs="+", default=list(defaults.landscapes), metavar="NAME",
                     help=f"default: {' '.join(defaults.landscapes)}")
     rc.add_argument("--optimizers", nargs="+", default=list(defaults.optimizers), metavar="NAME",
-                    help=f"any of: {' '.join(race.CONTENDERS)} (default: every first-order one, lbfgs, newton_cg)")
+                    help=f"gradkit names ({' '.join(race.CONTENDERS)}), optax aliases by dotted name (optax.adamw, "
+                         "optax.contrib.prodigy) or import paths pkg.module:factory, a factory learning_rate -> "
+                         "optax.GradientTransformation (default: every first-order one but adamw, lbfgs, newton_cg)")
     rc.add_argument("--lrs", nargs="+", type=float, default=list(defaults.learning_rates), metavar="LR",
                     help="learning-rate grid swept for every optimizer that takes one")
     rc.add_argument("--starts", type=int, default=defaults.starts_per_axis,
