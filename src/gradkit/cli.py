@@ -83,15 +83,50 @@ def _persistent_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
+_LANDSCAPE_ONLY = ("landscapes", "steps", "tol", "rtol", "record_every", "top")
+_SUITE_ONLY = ("functions", "dimensions", "instances", "budget", "problems")
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    """``"2,3,5"``, ``"1-15"`` or a mix (``"1-5,7"``) as a tuple of ints; one-line error otherwise."""
+    values: list[int] = []
+    try:
+        for part in filter(None, text.replace(" ", ",").split(",")):
+            lo, dash, hi = part.partition("-")
+            values += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is invalid (expected integers such as 2,3,5 or a range such as 1-15)") from None
+    if not values:
+        raise UsageError(f"{flag} {text!r} is invalid (expected at least one integer)")
+    return tuple(values)
+
+
+def _refuse(args: argparse.Namespace, names: Sequence[str], suite: str) -> None:
+    """Nothing is silently ignored: a flag the chosen suite does not use is an error."""
+    given = [n for n in names if getattr(args, n, None) is not None]
+    if given:
+        flags = " ".join("--" + n.replace("_", "-") for n in given)
+        raise UsageError(f"{flags} is not used by --suite {suite} (expected only the flags of that suite; see --help)")
+
+
 def _cmd_race(args: argparse.Namespace) -> int:
     import time
 
     from gradkit import race
 
+    if args.suite == "bbob":
+        return _cmd_race_bbob(args)
+    if args.suite == "cutest":
+        return _cmd_race_cutest(args)
+    _refuse(args, _SUITE_ONLY, "landscapes")
+    defaults = race.RaceConfig()
+    pick = lambda value, default: default if value is None else value
     config = race.RaceConfig(
-        landscapes=tuple(args.landscapes), optimizers=tuple(args.optimizers),
-        learning_rates=tuple(args.lrs), starts_per_axis=args.starts, steps=args.steps, tol=args.tol,
-        rtol=args.rtol, record_every=args.record_every, out=None if args.no_plots else args.out, top=args.top,
+        landscapes=tuple(pick(args.landscapes, defaults.landscapes)),
+        optimizers=tuple(pick(args.optimizers, defaults.optimizers)),
+        learning_rates=tuple(pick(args.lrs, defaults.learning_rates)), starts_per_axis=pick(args.starts, defaults.starts_per_axis),
+        steps=pick(args.steps, defaults.steps), tol=pick(args.tol, defaults.tol), rtol=pick(args.rtol, defaults.rtol),
+        record_every=args.record_every, out=None if args.no_plots else args.out, top=pick(args.top, defaults.top),
         progress=not args.no_progress,
     )
     try:
@@ -101,6 +136,69 @@ def _cmd_race(args: argparse.Namespace) -> int:
     _persistent_compilation_cache()
     start = time.perf_counter()
     race.race(config)
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _cmd_race_bbob(args: argparse.Namespace) -> int:
+    import time
+
+    import jax
+
+    from gradkit.race import bbob_race, campaign
+
+    _refuse(args, _LANDSCAPE_ONLY + ("problems",), "bbob")
+    jax.config.update("jax_enable_x64", True)  # the targets reach f - f_opt = 1e-8
+    defaults = campaign.CampaignConfig()
+    optimizers = tuple(args.optimizers or campaign.DEFAULT_SUITE_OPTIMIZERS)
+    lrs = tuple(args.lrs or campaign.DEFAULT_SUITE_LEARNING_RATES)
+    config = campaign.CampaignConfig(
+        functions=_int_list(args.functions, "--functions") if args.functions else defaults.functions,
+        dimensions=_int_list(args.dimensions, "--dimensions") if args.dimensions else defaults.dimensions,
+        instances=_int_list(args.instances, "--instances") if args.instances else defaults.instances,
+        optimizers=optimizers, learning_rates=lrs, budget=defaults.budget if args.budget is None else args.budget,
+        starts_per_instance=1 if args.starts is None else args.starts, progress=not args.no_progress)
+    out = None if args.no_plots else args.out
+    try:
+        campaign.validate(config)
+        if out is not None:
+            from gradkit.race.config import check_writable
+
+            check_writable(out)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    _persistent_compilation_cache()
+    start = time.perf_counter()
+    bbob_race.bbob_race(config, out=out)
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _cmd_race_cutest(args: argparse.Namespace) -> int:
+    import time
+
+    import jax
+
+    from gradkit.race import cutest_race
+
+    _refuse(args, _LANDSCAPE_ONLY + ("functions", "dimensions", "instances", "starts"), "cutest")
+    from gradkit.suites import cutest
+
+    try:
+        cutest.names()  # imports only sif2jax's unconstrained problems
+    except ImportError:
+        raise UsageError('--suite cutest needs sif2jax (expected it installed: pip install -e ".[suites]")') from None
+    jax.config.update("jax_enable_x64", True)  # CUTEst optima are float64 numbers
+    defaults = cutest_race.CutestConfig()
+    config = cutest_race.CutestConfig(
+        problems=tuple(args.problems) if args.problems else None,
+        optimizers=tuple(args.optimizers or defaults.optimizers), learning_rates=tuple(args.lrs or defaults.learning_rates),
+        budget=defaults.budget if args.budget is None else args.budget, progress=not args.no_progress)
+    start = time.perf_counter()
+    try:
+        cutest_race.cutest_race(config)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -128,23 +226,36 @@ def build_parser() -> argparse.ArgumentParser:
                     "|f - f*| <= tol + rtol*f_scale (f* = the landscape's minimum in the run dtype); converged = "
                     "ended within tolerance and never diverged. The best learning rate is chosen on half of the "
                     "starts and scored on the other half.")
-    rc.add_argument("--landscapes", nargs="+", default=list(defaults.landscapes), metavar="NAME",
+    rc.add_argument("--suite", choices=("landscapes", "bbob", "cutest"), default="landscapes",
+                    help="landscapes: gradkit's 2D landscapes (default); bbob: COCO's 24 BBOB functions, scored by "
+                         "aRT and runtime ECDFs over COCO's 51 targets; cutest: sif2jax's unconstrained CUTEst problems")
+    rc.add_argument("--landscapes", nargs="+", default=None, metavar="NAME",
                     help=f"default: {' '.join(defaults.landscapes)}")
-    rc.add_argument("--optimizers", nargs="+", default=list(defaults.optimizers), metavar="NAME",
+    rc.add_argument("--functions", default=None, help="bbob: function numbers, e.g. 1-24 or 1,8,15 (default 1-24)")
+    rc.add_argument("--dimensions", default=None, help="bbob: dimensions, e.g. 2,3,5,10,20 (default 2,3,5)")
+    rc.add_argument("--instances", default=None, help="bbob: instance numbers, e.g. 1-15 (default 1-15)")
+    rc.add_argument("--budget", type=int, default=None,
+                    help="bbob/cutest: gradient-equivalents per run, times the dimension for bbob (default 1000)")
+    rc.add_argument("--problems", nargs="+", default=None, metavar="NAME",
+                    help="cutest: sif2jax problem names (default: every unconstrained problem that fits)")
+    rc.add_argument("--optimizers", nargs="+", default=None, metavar="NAME",
                     help=f"gradkit names ({' '.join(race.CONTENDERS)}), optax aliases by dotted name (optax.adamw, "
                          "optax.contrib.prodigy) or import paths pkg.module:factory, a factory learning_rate -> "
-                         "optax.GradientTransformation (default: every first-order one but adamw, lbfgs, newton_cg)")
-    rc.add_argument("--lrs", nargs="+", type=float, default=list(defaults.learning_rates), metavar="LR",
-                    help="learning-rate grid swept for every optimizer that takes one")
-    rc.add_argument("--starts", type=int, default=defaults.starts_per_axis,
-                    help=f"start points per axis, a grid over the domain (default {defaults.starts_per_axis})")
-    rc.add_argument("--steps", type=int, default=defaults.steps, help=f"steps per run (default {defaults.steps})")
-    rc.add_argument("--tol", type=float, default=defaults.tol, help=f"absolute tolerance on |f - f*| (default {defaults.tol:g})")
-    rc.add_argument("--rtol", type=float, default=defaults.rtol,
+                         "optax.GradientTransformation (default: every first-order one but adamw, lbfgs, newton_cg; "
+                         "bbob/cutest: sgd adam bfgs)")
+    rc.add_argument("--lrs", nargs="+", type=float, default=None, metavar="LR",
+                    help="learning-rate grid swept for every optimizer that takes one (default "
+                         f"{' '.join(f'{v:g}' for v in defaults.learning_rates)}; bbob/cutest: 0.001 0.01 0.1)")
+    rc.add_argument("--starts", type=int, default=None,
+                    help=f"start points per axis, a grid over the domain (default {defaults.starts_per_axis}); bbob: "
+                         "starts per instance, uniform in [-4, 4]^d (default 1)")
+    rc.add_argument("--steps", type=int, default=None, help=f"steps per run (default {defaults.steps})")
+    rc.add_argument("--tol", type=float, default=None, help=f"absolute tolerance on |f - f*| (default {defaults.tol:g})")
+    rc.add_argument("--rtol", type=float, default=None,
                     help=f"tolerance relative to the landscape's value scale f_scale (default {defaults.rtol:g})")
     rc.add_argument("--record-every", type=int, default=None,
                     help="record every k-th step for the pictures (default: at most 100 points per run)")
-    rc.add_argument("--top", type=int, default=defaults.top, help="optimizers drawn in the pictures")
+    rc.add_argument("--top", type=int, default=None, help="optimizers drawn in the pictures")
     rc.add_argument("--out", default="gradkit-out", help="output folder for PNGs, CSV and JSON (default gradkit-out)")
     rc.add_argument("--no-plots", action="store_true", help="write no files")
     rc.add_argument("--no-progress", action="store_true", help="no progress bar")

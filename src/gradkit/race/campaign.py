@@ -138,13 +138,24 @@ def _censor(result: runs.RunResult, budget: float) -> tuple[np.ndarray, np.ndarr
     return costs, total, deepest
 
 
+def learning_rates_of(contender: Contender, config: CampaignConfig) -> list[float | None]:
+    """The learning rates one optimizer runs: the grid, plus its default learning rate when it has
+    one outside the grid (measured for the tuned-vs-default gap, never chosen); ``[None]`` for an
+    optimizer without one."""
+    if not contender.swept:
+        return [None]
+    grid = [float(v) for v in config.learning_rates]
+    default = contender.default_learning_rate
+    return grid + ([float(default)] if default is not None and float(default) not in grid else [])
+
+
 def run_function(function: int, dimension: int, name: str, contender: Contender, config: CampaignConfig
                  ) -> list[Runs]:
     """Every instance × start × learning rate of one optimizer on one (function, dimension): one
     compiled call; one :class:`Runs` per learning rate."""
     starts = starts_for(dimension, config.instances, config.starts_per_instance, config.seed)
     data = stacked_instances(function, dimension, config.instances, config.starts_per_instance)
-    lrs = [float(v) for v in config.learning_rates] if contender.swept else [None]
+    lrs = learning_rates_of(contender, config)
     n = len(starts)
     tile = lambda a: np.concatenate([a] * len(lrs))
     hparams = {"learning_rate": np.repeat(np.asarray(lrs, np.float64), n)} if contender.swept else None
@@ -189,5 +200,5 @@ def run_campaign(config: CampaignConfig, on_progress: Callable[[int], Any] | Non
 def total_runs(config: CampaignConfig) -> int:
     """Runs in the whole campaign."""
     table = resolve(config.optimizers)
-    configs = sum(len(config.learning_rates) if c.swept else 1 for c in table.values())
+    configs = sum(len(learning_rates_of(c, config)) for c in table.values())
     return len(config.functions) * len(config.dimensions) * len(config.instances) * config.starts_per_instance * configs
