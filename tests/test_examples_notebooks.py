@@ -55,12 +55,14 @@ def test_notebook_executes(notebook, tmp_path):
     assert not errors
 
 
-def test_readme_python_block_runs(tmp_path):
-    """The README's code sample is run as written (float32, a fresh interpreter)."""
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+README_BLOCKS = [part.split("```", 1)[0] for part in (ROOT / "README.md").read_text().split("```python\n")[1:]]
+
+
+@pytest.mark.parametrize("index", range(len(README_BLOCKS)))
+def test_readme_python_blocks_run(index, tmp_path):
+    """Every Python block of the README runs as written (float32, a fresh interpreter)."""
     script = tmp_path / "readme_sample.py"
-    script.write_text(block)
+    script.write_text(README_BLOCKS[index])
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=ENV, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

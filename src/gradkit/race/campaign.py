@@ -25,7 +25,7 @@ import numpy as np
 
 from gradkit import runs
 from gradkit.race.coco import TARGETS
-from gradkit.race.contenders import Contender, resolve
+from gradkit.race.contenders import Contender, measured_step_cost, resolve
 from gradkit.suites.bbob import evaluate, instance_data
 
 DEFAULT_FUNCTIONS = tuple(range(1, 25))
@@ -159,8 +159,10 @@ def run_function(function: int, dimension: int, name: str, contender: Contender,
     n = len(starts)
     tile = lambda a: np.concatenate([a] * len(lrs))
     hparams = {"learning_rate": np.repeat(np.asarray(lrs, np.float64), n)} if contender.swept else None
+    first = {k: jnp.asarray(v[0]) for k, v in data.items()}
+    step_cost = measured_step_cost(contender, lambda x: DeltaF(function)(x, first), jnp.asarray(starts[0]))
     result = runs.run_batch(DeltaF(function), contender.make, jnp.asarray(tile(starts)), config.steps(dimension),
-                            hparams, f_star=0.0, tol=1e-8, targets=TARGETS,
+                            hparams, f_star=0.0, tol=1e-8, targets=TARGETS, step_cost=step_cost,
                             objective_data={k: jnp.asarray(tile(v)) for k, v in data.items()})
     costs, total, deepest = _censor(result, float(config.budget * dimension))
     instance = np.repeat(np.asarray(config.instances), config.starts_per_instance)

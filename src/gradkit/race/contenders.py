@@ -158,6 +158,22 @@ def contender(spec: Any, name: str | None = None) -> Contender:
     return Contender(make, swept, "custom", default)
 
 
+def measured_step_cost(contender: Contender, objective: Any, x0: Any) -> float | None:
+    """Gradient-equivalents per step of a custom contender whose optimizer state has no registered
+    cost model, measured on ``objective`` from ``x0`` at a learning rate of 1e-3
+    (:func:`gradkit.runs.costs.measure_step_cost`); ``None`` for gradkit's own optimizers and for
+    states the runner already knows how to count."""
+    from gradkit.runs.costs import has_cost_model, measure_step_cost
+
+    if contender.family != "custom":
+        return None
+    hparams = {"learning_rate": 1e-3} if contender.swept else {}
+    opt = contender.make if isinstance(contender.make, optax.GradientTransformation) else contender.make(**hparams)
+    if has_cost_model(opt, x0):
+        return None
+    return measure_step_cost(opt, objective, x0)
+
+
 def resolve(optimizers: Sequence[Any] | Mapping[str, Any]) -> dict[str, Contender]:
     """Name -> :class:`Contender` for a race's ``optimizers``: a sequence of names / import paths /
     objects, or a mapping name -> any of those."""

@@ -6,7 +6,8 @@ at every learning rate of the grid (one compiled call per problem and optimizer)
 a problem at tolerance ``τ`` once ``f(x0) - f(x) >= (1 - τ)(f(x0) - f_ref)``, i.e. ``f - f_ref <=
 τ (f(x0) - f_ref)`` (Moré & Wild 2009), for ``τ`` in :data:`TAUS`; ``f_ref`` is sif2jax's expected
 optimal value where it states one (audited: :data:`gradkit.suites.cutest.F_OPT_AUDIT`), else the
-best value any run of any contender reached (Moré & Wild's ``f_L``), and such problems are marked ``*`` in every table.  The runner records the
+best value any run of any contender reached (Moré & Wild's ``f_L``), and such problems are marked
+``*`` in every table.  The runner records the
 gradient-equivalents at which each ``τ`` was first met (a problem without a known optimum is run
 twice: once to find ``f_L``, once to time the runs against it).  The learning rate is chosen per
 optimizer on the odd-numbered problems (in name order) and every reported number comes from the

@@ -13,6 +13,7 @@ import numpy as np
 from gradkit import landscapes, runs
 from gradkit.race.config import (LandscapeRace, RaceConfig, RaceResult, _default_workers, contenders, grids_for,
                                  record_stride, tolerance, total_run_steps, validate)
+from gradkit.race.contenders import measured_step_cost
 from gradkit.race.pictures import _pictures, _race_files
 from gradkit.race.report import format_header, format_leaderboard
 
@@ -43,11 +44,12 @@ def _queue_landscape(name: str, config: RaceConfig, pool: Executor | None, bar: 
     grids = grids_for(config)
     table = contenders(config)
     f_scale = land.f_scale
+    measured = {opt: measured_step_cost(c, land, starts[0]) for opt, c in table.items()}
 
     def one(opt: str) -> runs.SweepResult:
         part = runs.sweep(land, {opt: table[opt].make}, starts, {opt: grids[opt]}, config.steps,
                           tol=config.tol, rtol=config.rtol, f_scale=f_scale, f_star=f_star, record=stride,
-                          minimizers=land.minima)
+                          minimizers=land.minima, step_cost=measured[opt])
         if bar is not None:
             bar.update(len(part.grids[opt]) * part.n_starts * config.steps)
         return part
@@ -93,6 +95,12 @@ def race(config: RaceConfig | None = None, echo: Callable[[str], Any] = print, *
     config = dataclasses.replace(config, **settings)
     validate(config)
     echo(format_header(config))
+    first = landscapes.get(config.landscapes[0])
+    for name, contender in contenders(config).items():
+        cost = measured_step_cost(contender, first, runs.start_grid(first.domain, 2)[0])
+        if cost is not None:
+            echo(f"  {name}: {cost:.3g} gradient-equivalents per step, measured (values 1/2, gradients 1, HVPs 2 it "
+                 f"calls, plus the runner's gradient; on {first.name}, per landscape in the runs)")
     bar = None
     if config.progress:
         from tqdm.auto import tqdm

@@ -131,3 +131,48 @@ def _has_line_search(state: Any) -> bool:
     if isinstance(state, dict):
         return any(_has_line_search(s) for s in state.values())
     return False
+
+
+def has_cost_model(opt: optax.GradientTransformation, params: PyTree) -> bool:
+    """Whether some node of ``opt``'s state is registered in :data:`COST_MODELS`."""
+    return bool(_state_nodes(jax.eval_shape(opt.init, params)))
+
+
+def _evaluation_cost(x: PyTree) -> float:
+    """Gradient-equivalents of one call of the objective at ``x``, read from how ``x`` is traced:
+    a concrete point is a value (1/2), one level of differentiation tracers (``grad``, ``vjp``,
+    ``jvp``) a gradient (1), two (a Hessian-vector product) 2."""
+    depth = 0
+    leaf = jax.tree.leaves(x)[0] if jax.tree.leaves(x) else None
+    while isinstance(leaf, jax.core.Tracer) and hasattr(leaf, "primal"):
+        depth += 1
+        leaf = leaf.primal
+    return COST_UNITS["value"] * 2.0**depth
+
+
+def measure_step_cost(make_optimizer: Any, objective: Any, x0: PyTree, hparams: dict[str, Any] | None = None,
+                      steps: int = 4) -> float:
+    """The gradient-equivalents one step of an optimizer without a registered cost model spends,
+    measured: ``steps`` updates run eagerly (``jax.disable_jit``, so a ``while_loop`` line search
+    runs its body in Python) from ``x0`` with a ``value_fn`` that counts every call by the way its
+    point is traced (:func:`_evaluation_cost`), plus the runner's ``value_and_grad`` per step (1).
+    The mean over the steps; an optimizer whose cost varies from step to step gets its early
+    average."""
+    spent = [0.0]
+
+    def counted(x: PyTree) -> jax.Array:
+        spent[0] += _evaluation_cost(x)
+        return objective(x)
+
+    opt = make_optimizer if isinstance(make_optimizer, optax.GradientTransformation) else make_optimizer(**(hparams or {}))
+    opt = optax.with_extra_args_support(opt)
+    with jax.disable_jit():
+        x, state = x0, opt.init(x0)
+        for _ in range(steps):
+            value, grad = jax.value_and_grad(objective)(x)
+            kwargs = {"value_fn": counted, "value": value, "grad": grad}
+            if not _has_line_search(state):
+                kwargs["obj_fn"] = counted
+            updates, state = opt.update(grad, state, x, **kwargs)
+            x = optax.apply_updates(x, updates)
+    return COST_UNITS["grad"] + spent[0] / steps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import warnings
 from typing import Any
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +19,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from gradkit.lifting import Spec, call_with_fallback, lift, note_compile
 from gradkit.optim.quasi_newton import accepted_point, trial_judge
 from gradkit.runs.checks import _check_objective, _check_objective_data, _check_starts, _check_steps, _tolerance
-from gradkit.runs.costs import COST_UNITS, _cost_of, _has_line_search
+from gradkit.runs.costs import COST_UNITS, _Cost, _cost_of, _has_line_search
 from gradkit.runs.verdicts import _Ladder, _Marks, _Tolerance
 
 PyTree = Any
@@ -132,6 +133,7 @@ def _single_run(
     rule: _Tolerance,
     ladder: _Ladder | None = None,
     with_data: bool = False,
+    step_cost: float | None = None,
 ) -> Callable[..., dict[str, Any]]:
     """The scan for one run; vmapped over the run axis by :func:`_compiled`.  The objective and
     the optimizer (or factory) are rebuilt from their specs and lifted leaves (traced), so one
@@ -153,7 +155,7 @@ def _single_run(
         value0, grad0 = jax.value_and_grad(objective)(x0)
         grad_scale = optax.tree.norm(grad0)
         state0 = opt.init(x0)
-        cost_model = _cost_of(raw, x0, state0)
+        cost_model = _cost_of(raw, x0, state0) if step_cost is None else _Cost(step_cost, ())
         judge = trial_judge(state0)
         variable = bool(cost_model.counted)
 
@@ -268,14 +270,15 @@ def _single_run(
 
 @functools.lru_cache(maxsize=128)
 def _compiled(objective_spec: Spec, optimizer_spec: Spec, steps: int, stride: int,
-              rule: _Tolerance, ladder: _Ladder | None = None, with_data: bool = False) -> Callable[..., dict[str, Any]]:
+              rule: _Tolerance, ladder: _Ladder | None = None, with_data: bool = False,
+              step_cost: float | None = None) -> Callable[..., dict[str, Any]]:
     """``jit(shard_map(vmap(run)))`` over every device, cached by what the objective and the
     optimizer (or factory) compute (:func:`gradkit.lifting.lift`), so repeated calls -- also with a
     fresh optimizer of other numeric hyperparameters -- reuse the compiled executable.
     ``shard_map`` (not automatic partitioning) makes each device run exactly the one-device
     program on its block of runs, so results are bit-identical on 1 and many devices."""
     note_compile("gradkit.runs", objective_spec, optimizer_spec)
-    one = _single_run(objective_spec, optimizer_spec, steps, stride, rule, ladder, with_data)
+    one = _single_run(objective_spec, optimizer_spec, steps, stride, rule, ladder, with_data, step_cost)
     batched = jax.vmap(one, in_axes=(0, 0, 0, None, None))
     devices = tuple(jax.devices())
     if len(devices) == 1:
@@ -334,6 +337,7 @@ def run_batch(
     minimizers: Any = None,
     objective_data: PyTree = None,
     targets: Sequence[float] | None = None,
+    step_cost: float | None = None,
 ) -> RunResult:
     """Run ``make_optimizer(**hparams[r])`` from ``starts[r]`` for every run ``r`` (see module doc).
 
@@ -357,7 +361,9 @@ def run_batch(
     call.  ``targets``: COCO's ladder of ``f - f_star`` thresholds (needs a finite ``f_star``); the
     result then holds, per run and target, the first step ``target_steps`` (-1: never) and the
     gradient-equivalents spent up to it, ``target_costs`` (``inf``: never), the runtime COCO's
-    aRT and ECDFs are made of.
+    aRT and ECDFs are made of.  ``step_cost``: gradient-equivalents per step, replacing the cost
+    model read from the optimizer's state (for an optimizer without one, measured by
+    :func:`gradkit.runs.costs.measure_step_cost`).
     """
     _check_steps(steps)
     stride = _record_stride(record, steps)
@@ -386,6 +392,8 @@ def run_batch(
     if with_data:
         _check_objective_data(objective_data, n_runs)
     ladder = _ladder(targets, rule)
+    if step_cost is not None and not (isinstance(step_cost, int | float) and math.isfinite(step_cost) and step_cost > 0):
+        raise ValueError(f"step_cost must be a positive finite number of gradient-equivalents, got {step_cost!r}")
     objective_spec, objective_leaves = lift(objective, floats=False)
     _check_objective(objective, objective_spec, starts, objective_data)
     if stride:  # only recording needs memory that grows with the steps
@@ -408,7 +416,8 @@ def run_batch(
     inputs = (starts, hparams, objective_data)
 
     def dispatch(optimizer_spec: Spec, optimizer_leaves: tuple) -> list[tuple[int, dict[str, Any]]]:
-        fn = _compiled(objective_spec, optimizer_spec, int(steps), stride, rule, ladder, with_data)
+        fn = _compiled(objective_spec, optimizer_spec, int(steps), stride, rule, ladder, with_data,
+                       None if step_cost is None else float(step_cost))
         pieces = []
         for lo in range(0, n_runs, chunk):
             hi = min(lo + chunk, n_runs)
