@@ -113,3 +113,24 @@ def test_cli_writes_cocopp_data(tmp_path, capsys):
     assert "aRT / d" in out
     assert (tmp_path / "coco" / "bfgs" / "bbobexp_f1.info").exists()
     assert (tmp_path / "bbob_ecdf_d02.png").exists()
+
+
+def test_plotted_curves_are_the_metrics(raced):
+    from gradkit.race import bbob_pictures
+
+    camps = raced.campaigns[2]
+    curves = bbob_pictures.ecdf_curves(camps, 2)
+    for name, camp in camps.items():
+        x, y = coco.runtime_ecdf(camp, 2)
+        np.testing.assert_array_equal(curves[name][0][1:-1], np.log10(x))
+        np.testing.assert_array_equal(curves[name][1][1:-1], y)
+        assert curves[name][1][0] == 0.0
+    vx, vy = coco.virtual_best(list(camps.values()), 2)
+    np.testing.assert_array_equal(curves[bbob_pictures.VIRTUAL_BEST][1][1:-1], vy)
+    rows = bbob_pictures.sensitivity_rows(raced.runs, CONFIG)
+    for lr, frac in rows[("adam", 2)]:
+        r = raced.runs[("adam", lr)]
+        assert frac == np.isfinite(r.target_costs).mean()
+    # a group panel holds that group's functions only
+    panels = bbob_pictures._panels(camps)
+    assert panels["moderate (f8)"] == (8,) and panels["separable (f1)"] == (1,)

@@ -94,7 +94,14 @@ def cutest_race(config: CutestConfig | None = None, echo: Callable[[str], Any] =
          "* = f_ref is the best value found (no known optimum)")
     costs: dict[tuple[str, float | None], list[np.ndarray]] = {}
     f_ref: dict[str, tuple[float, str]] = {}
+    bar = None
+    if config.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(kept), unit="problem", desc="cutest", leave=False)
     for problem in kept:
+        if bar is not None:
+            bar.update(1)
         f0 = float(problem(jnp.asarray(problem.x0)))
         lrs_of = {name: ([float(v) for v in config.learning_rates] if c.swept else [None]) for name, c in table.items()}
         if problem.has_known_optimum:
@@ -110,6 +117,8 @@ def cutest_race(config: CutestConfig | None = None, echo: Callable[[str], Any] =
             hit = np.where(result.target_costs <= config.budget, result.target_costs, np.inf)
             for k, lr in enumerate(lrs_of[name]):
                 costs.setdefault((name, lr), []).append(hit[k])
+    if bar is not None:
+        bar.close()
     stacked = {key: np.stack(rows) for key, rows in costs.items()}
     names = [p.name for p in kept]
     tuning = np.arange(len(names)) % 2 == 0  # the 1st, 3rd, ... problem (odd-numbered)
