@@ -16,45 +16,24 @@ written and their optimal values stated for double precision; in float32 ``10FOL
 overflows at ``x0`` (:func:`broken_problems`).  sif2jax 0.0.8 has 197 unconstrained problems
 (its tuple lists SCURLY10, SCURLY20 and SCURLY30 twice), of 2 to 123 200 variables.
 
-Optimal values.  sif2jax's ``expected_objective_value`` (a property: a 0-d array or ``None``) is
-transcribed by hand from SIF comments, NIST and papers, and sif2jax tests only its objectives
-against pycutest, not these numbers.  Many are wrong: SIF lower bounds taken for optima (``0``
-for least-squares problems whose residuals cannot all vanish), values copied from a
-neighbouring problem (PALMER5C-8C carry PALMER4C's), sign or scale slips (ENGVAL1's
-``-14997`` for a sum of non-negative terms, MGH10LS's squared standard deviation), truncated
-digits (EDENSCH ``12003.2`` for ``12003.2846``).  So this module audited every stated value of
-sif2jax 0.0.8 (:data:`AUDITED_SIF2JAX_VERSION`) with L-BFGS from ``x0`` and, where the value was
-in doubt, Newton (trust-region, exact Hessian or Hessian-vector products) from ``x0``, from
-sif2jax's ``expected_result`` and from random starts (:data:`F_OPT_AUDIT`):
+Optimal values.  ``f_opt`` is sif2jax's ``expected_objective_value`` as corrected by the audit
+of :mod:`gradkit.suites.cutest_audit` (:data:`F_OPT_AUDIT`, re-exported here): sif2jax's
+numbers are transcribed by hand and many are wrong, so every one of sif2jax 0.0.8
+(:data:`AUDITED_SIF2JAX_VERSION`) was checked by L-BFGS and Newton runs.  35 are corrected
+(``f_opt_source == "sif2jax (audited)"``), 11 disputed (``f_opt is None``; tables then use the
+best value found, :func:`reference_values`); ``f_opt_sif2jax`` always keeps sif2jax's number
+and ``f_opt_note`` the evidence.  An audit entry applies only while sif2jax still states the
+audited value, so a fixed sif2jax wins.
 
-- corrected (``f_opt_source == "sif2jax (audited)"``, 35 problems): the minimum is established
-  analytically (convexity, a constant plus squares, a closed form) or by an independent
-  certified value (NIST), or the stated value agrees to its stated digits with a converged
-  run; ``f_opt`` is the converged value to double precision;
-- disputed (``f_opt is None``, 11 problems): the stated value is demonstrably not the minimum
-  but nothing independent confirms what is; tables then use the best value found
-  (:func:`reference_values`).
+Budgets and scores.  :func:`fits` and :func:`select` skip problems that would not fit a memory
+or time budget and say why; :func:`is_solved`, :func:`solved_threshold`,
+:func:`more_wild_solved` and :func:`reference_values` judge runs against ``f_opt`` or the best
+value found.  They live in :mod:`gradkit.suites.cutest_budget` and are re-exported here.
 
-``f_opt_sif2jax`` always keeps sif2jax's number and ``f_opt_note`` the evidence.  An audit
-entry applies only while sif2jax still states the audited value, so a fixed sif2jax wins.  The
-five problems above 20 000 variables (CYCLIC3LS, CYCLOOCFLS, INDEFM, YATP1CLS, YATP1LS) were
-not audited.
-
-Solved.  A run is solved when ``f - f_ref <= tol_abs + tol_rel * max(1, |f_ref|)``
-(:func:`solved_threshold`, :func:`is_solved`): COCO's absolute target ``f - f_opt <= 1e-8`` for
-problems whose optimum is near 0, scaled with ``|f_opt|`` otherwise, because CUTEst optima
-span orders of magnitude (BOX -1864.5, FREUROTH 608159.2) and are known to finite precision.  Defaults ``tol_abs = 1e-8``,
-``tol_rel = 1e-6``; with them the relative term dominates (``1e-6`` at ``f_opt = 0``).  Where no
-optimum is known, ``f_ref`` is Moré and Wild's ``f_L``, the best value any contender found
-(:func:`reference_values` marks the source), and :func:`more_wild_solved` gives their
-data-profile test ``f(x0) - f >= (1 - tau) (f(x0) - f_L)``.
-
-Fitting a budget.  :func:`fits` and :func:`select` skip problems that would not fit a memory or
-time budget and always say why; :func:`problems` skips the problems listed by
-:func:`broken_problems` and rejects explicitly requested ones with the reason.  In float64
-every problem evaluates to a finite value and gradient at ``x0``; the one listed is 10FOLDTRLS,
-unbounded below as sif2jax (and pycutest) read its SIF file.  In float32 it also overflows at
-``x0``.
+Broken problems.  :func:`problems` skips the problems listed by :func:`broken_problems` and
+rejects explicitly requested ones with the reason.  In float64 every problem evaluates to a
+finite value and gradient at ``x0``; the one listed is 10FOLDTRLS, unbounded below as sif2jax
+(and pycutest) read its SIF file.  In float32 it also overflows at ``x0``.
 
 Import cost.  ``import sif2jax`` takes a minute or more (sif2jax 0.0.8's ``CLEUVEN7`` module runs
 36 000 eager scatter updates at import) and switches ``jax_enable_x64`` on globally (its LISWET
@@ -73,14 +52,34 @@ import difflib
 import functools
 import importlib
 import importlib.util
-import math
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from gradkit.suites.cutest_audit import (
+    AUDITED_SIF2JAX_VERSION,
+    F_OPT_AUDIT,
+    SOURCE_AUDITED,
+    SOURCE_SIF2JAX,
+    _applied,
+    _stated_optimum,
+)
+from gradkit.suites.cutest_budget import (
+    DEFAULT_TOL_ABS as DEFAULT_TOL_ABS,
+    DEFAULT_TOL_REL as DEFAULT_TOL_REL,
+    SOURCE_BELOW_SIF2JAX,
+    SOURCE_BEST_FOUND,
+    fits,
+    is_solved,
+    more_wild_solved,
+    reference_values,
+    select,
+    solved_threshold,
+)
 
 __all__ = [
     "AUDITED_SIF2JAX_VERSION",
@@ -104,68 +103,9 @@ __all__ = [
 ]
 
 INSTALL_HINT = 'pip install -e ".[suites]"'
-AUDITED_SIF2JAX_VERSION = "0.0.8"
-
-SOURCE_SIF2JAX = "sif2jax"
-SOURCE_AUDITED = "sif2jax (audited)"
-SOURCE_BEST_FOUND = "best found"
-SOURCE_BELOW_SIF2JAX = "best found (below sif2jax)"
-
-DEFAULT_TOL_ABS = 1e-8
-DEFAULT_TOL_REL = 1e-6
-
 _UNCONSTRAINED = "sif2jax.cutest._unconstrained_minimisation"
 
-# --- audit of sif2jax 0.0.8 ---------------------------------------------------------------
-
-_LINEAR_LS = "linear least squares, so convex: Newton from x0 and 6 random starts converges to this value"
-_PALMER_COPY = f"the stated value is PALMER4C's; {_LINEAR_LS}"
-_DIXMAAN = (
-    "f = 1 + non-negative quartic terms + a positive-definite quadratic form, so f >= f(0) = 1; "
-    "sif2jax's expected_result and L-BFGS from x0 give 1.0"
-)
-_LUKSAN = "0 is sif2jax's guess for a least-squares problem; Newton from x0 and 4 random starts converge to {}, none near 0"
-
-F_OPT_AUDIT: dict[str, tuple[float, float | None, str]] = {
-    # name: (value sif2jax 0.0.8 states, audited f_opt or None when disputed, evidence)
-    "BOX": (-9999.0, -1864.5379265602494, "-(n-1) is the SIF's lower bound; BOX is convex, L-BFGS + Newton-CG converge here (|g| < 1e-12)"),
-    "CHAINWOO": (0.0, 1.0, "f = 1 + a sum of squares that all vanish at x = 1 (sif2jax's expected_result)"),
-    "CHWIRUT1LS": (2.3894212, 2384.47713930935, "1000x off: NIST certifies a residual sum of squares of 2.38448e3; Newton converges here"),
-    "CHWIRUT2LS": (513.05, 513.0480294068653, "NIST certifies 5.1304802941e2; Newton from x0 converges here"),
-    "CRAGGLVY": (1688.2, 1688.2153097144298, "stated to 5 digits; L-BFGS + Newton-CG from x0 converge here (|g| < 1e-7)"),
-    "DANIWOODLS": (0.0040132, 0.004317308408291051, "NIST certifies 4.3173084083e-3; Newton from x0 and 6 random starts converge here"),
-    "EDENSCH": (12003.2, 12003.284592020766, "stated to 6 digits, truncated; L-BFGS + Newton-CG from x0 converge here (|g| < 1e-6)"),
-    "ELATVIDU": (0.0, 1.7127803548622047, "0 is the SIF's lower bound; El-Attar-Vidyasagar-Dutta's minimum is 1.712780354 (Newton)"),
-    "ENGVAL1": (-14997.0, 5548.668419415775, "the stated value is -f(1); ENGVAL1 is convex, L-BFGS + Newton-CG converge here (|g| < 1e-6)"),
-    "FREUROTH": (608160.0, 608159.1890463287, "stated to 6 digits; L-BFGS + Newton-CG from x0 converge 0.81 below it"),
-    "JENSMP": (124.362, 124.36218235561485, "stated to 6 digits; Newton from x0 and 6 random starts converge here"),
-    "MEXHAT": (-0.0898793, -0.04001, "closed form: the minimum is -0.04 - invp (invp = 1e-5) at x2 = x1^2, (x1-1)^2 = 0.02 + invp"),
-    "MGH10LS": (100548.02858932, 87.94585517093304, "a squared NIST standard deviation; NIST certifies 87.945855171 (at expected_result)"),
-    "PALMER1C": (0.097605048, 0.09759799126307325, _LINEAR_LS),
-    "PALMER1D": (0.652673985, 0.6526825943736618, f"the stated value is below the minimum; {_LINEAR_LS}"),
-    "PALMER5C": (0.050310687, 2.12808666605508, _PALMER_COPY),
-    "PALMER5D": (0.050310687, 87.33939952784803, _PALMER_COPY),
-    "PALMER6C": (0.050310687, 0.016387421618642647, _PALMER_COPY),
-    "PALMER7C": (0.050310687, 0.6019856723141999, _PALMER_COPY),
-    "PALMER8C": (0.050310687, 0.1597680634702326, _PALMER_COPY),
-    **{name: (0.0, 1.0, _DIXMAAN) for name in (
-        "DIXMAANB", "DIXMAANC", "DIXMAAND", "DIXMAANE1", "DIXMAANF", "DIXMAANG", "DIXMAANH", "DIXMAANI1",
-        "DIXMAANJ", "DIXMAANK", "DIXMAANL", "DIXMAANM1", "DIXMAANN", "DIXMAANO", "DIXMAANP",
-    )},
-    # disputed: the stated value is not the minimum, and nothing independent says what is
-    "EXPFIT": (8.7945855171, None, "the stated value is MGH10's optimum / 10; Newton from x0 and 6 random starts converge to 0.240510594"),
-    "JUDGE": (0.0, None, "0 is the SIF's lower bound; Newton from x0 and 6 random starts converge to 16.081730133"),
-    "KOWOSB": (0.00102734, None, "MGH's non-global local value (at infinity); Newton from x0 converges to 3.07800947e-4"),
-    "PENALTY3": (0.001, None, "L-BFGS and Newton reach -1.0004e-3 (f >= -1e-3 exactly; the double sums round to ~4e-7 there)"),
-    "LUKSAN12LS": (0.0, None, _LUKSAN.format("local minima 3447.53 to 3724.71")),
-    "LUKSAN13LS": (0.0, None, _LUKSAN.format("25188.8596")),
-    "LUKSAN14LS": (0.0, None, _LUKSAN.format("123.9235 to 123.9568")),
-    "LUKSAN15LS": (0.0, None, _LUKSAN.format("3.56969705")),
-    "LUKSAN16LS": (0.0, None, _LUKSAN.format("3.56969705")),
-    "LUKSAN17LS": (0.0, None, _LUKSAN.format("0.493161290")),
-    "10FOLDTRLS": (0.0, None, "unbounded below (see broken_problems)"),
-}
-"""Audit of sif2jax 0.0.8's optimal values: name -> (stated, audited ``f_opt`` or None if disputed, evidence)."""
+# --- broken problems ---------------------------------------------------------------------
 
 _UNBOUNDED_10FOLDTRLS = "unbounded below: E(1)..E(N-2) enter linearly, as sif2jax and pycutest read the SIF; L-BFGS reaches -1.75e12"
 _BROKEN: dict[str, dict[str, str]] = {
@@ -310,19 +250,6 @@ class CUTEstProblem:
         return self.f_opt is not None
 
 
-def _stated_optimum(source: Any) -> float | None:
-    """sif2jax's ``expected_objective_value`` as a float (None when absent, non-scalar or not finite)."""
-    value = getattr(source, "expected_objective_value", None)
-    if callable(value):  # a property in sif2jax 0.0.8; tolerate a method
-        value = value()
-    if value is None:
-        return None
-    array = np.asarray(value, dtype=np.float64)
-    if array.size != 1 or not np.isfinite(array).all():
-        return None
-    return float(array.reshape(()))
-
-
 @functools.cache
 def _build(key: str) -> CUTEstProblem:
     source = _sources()[key]
@@ -331,14 +258,7 @@ def _build(key: str) -> CUTEstProblem:
         shape = jax.eval_shape(lambda: source.y0).shape
     if len(shape) != 1:
         raise ValueError(f"CUTEst problem {source.name}: y0 has shape {shape}, not a vector")
-    f_opt, label, note = stated, (None if stated is None else SOURCE_SIF2JAX), None
-    audit = F_OPT_AUDIT.get(key)
-    if audit is not None and stated is not None and math.isclose(audit[0], stated, rel_tol=1e-12, abs_tol=1e-300):
-        audited, why = audit[1], audit[2]
-        if audited is None:
-            f_opt, label, note = None, None, f"sif2jax's {stated!r} disputed: {why}"
-        else:
-            f_opt, label, note = audited, SOURCE_AUDITED, f"sif2jax states {stated!r}; audited {audited!r}: {why}"
+    f_opt, label, note = _applied(key, stated)
     return CUTEstProblem(
         name=str(source.name), dimension=int(shape[0]), f_opt=f_opt, sif2jax_problem=source,
         f_opt_sif2jax=stated, f_opt_source=label, f_opt_note=note,
@@ -432,135 +352,4 @@ def problems(
         if max_dimension is not None and problem.dimension > max_dimension:
             raise ValueError(f"CUTEst problem {requested!r} has dimension {problem.dimension} > max_dimension {max_dimension}")
         out.append(problem)
-    return out
-
-
-# --- budgets --------------------------------------------------------------------------------
-
-
-def _positive(label: str, value: Any, kind: type | tuple[type, ...] = int) -> None:
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        raise ValueError(f"{label} must be positive, got {value!r}")
-
-
-def fits(
-    problem: CUTEstProblem,
-    *,
-    runs: int,
-    steps: int,
-    max_bytes: int,
-    vectors_per_run: int = 16,
-    bytes_per_value: int = 8,
-    max_work: float = 1e10,
-) -> str | None:
-    """Why ``problem`` would not fit the budget, or None when it fits.
-
-    Memory: ``runs`` runs at once each hold ``vectors_per_run`` arrays of ``dimension`` values
-    (parameters, gradient, optimizer state, recorded iterates; 16 covers Adam-like methods with
-    room to spare, L-BFGS with memory m needs about 2m + 4) of ``bytes_per_value`` bytes (8 for
-    float64); over ``max_bytes`` it does not fit.  Time: ``dimension * steps * runs``
-    coordinate-steps, a proxy for evaluation time since a gradient of most CUTEst problems
-    costs O(dimension) (a few dense ones, e.g. EIGENALS or MSQRTALS, cost more); over
-    ``max_work`` it does not fit.  The default 1e10 is minutes of CPU time.
-    """
-    _positive("runs", runs)
-    _positive("steps", steps)
-    _positive("max_bytes", max_bytes)
-    _positive("vectors_per_run", vectors_per_run)
-    _positive("bytes_per_value", bytes_per_value)
-    _positive("max_work", max_work, (int, float))
-    n = problem.dimension
-    memory = n * runs * vectors_per_run * bytes_per_value
-    if memory > max_bytes:
-        return (
-            f"memory: dimension {n} x {runs} runs x {vectors_per_run} vectors x {bytes_per_value} B = {memory:,} B "
-            f"> max_bytes {max_bytes:,}"
-        )
-    work = n * steps * runs
-    if work > max_work:
-        return f"time: dimension {n} x {steps} steps x {runs} runs = {work:.3g} coordinate-steps > max_work {max_work:.3g}"
-    return None
-
-
-def select(
-    problems: Iterable[CUTEstProblem],
-    *,
-    runs: int,
-    steps: int,
-    max_bytes: int,
-    vectors_per_run: int = 16,
-    bytes_per_value: int = 8,
-    max_work: float = 1e10,
-) -> tuple[list[CUTEstProblem], list[tuple[str, str]]]:
-    """``(kept, skipped)``: the problems that :func:`fits` the budget and ``(name, reason)`` for the others."""
-    kept, skipped = [], []
-    for problem in problems:
-        reason = fits(
-            problem, runs=runs, steps=steps, max_bytes=max_bytes, vectors_per_run=vectors_per_run,
-            bytes_per_value=bytes_per_value, max_work=max_work,
-        )
-        if reason is None:
-            kept.append(problem)
-        else:
-            skipped.append((problem.name, reason))
-    return kept, skipped
-
-
-# --- solved ---------------------------------------------------------------------------------
-
-
-def solved_threshold(f_ref: float, *, tol_abs: float = DEFAULT_TOL_ABS, tol_rel: float = DEFAULT_TOL_REL) -> float:
-    """The largest objective value that counts as solved: ``f_ref + tol_abs + tol_rel * max(1, |f_ref|)``."""
-    if tol_abs < 0 or tol_rel < 0:
-        raise ValueError(f"tolerances must be >= 0, got tol_abs={tol_abs!r}, tol_rel={tol_rel!r}")
-    return float(f_ref) + tol_abs + tol_rel * max(1.0, abs(float(f_ref)))
-
-
-def is_solved(f: float, f_ref: float, *, tol_abs: float = DEFAULT_TOL_ABS, tol_rel: float = DEFAULT_TOL_REL) -> bool:
-    """Whether a run that reached ``f`` solved a problem with reference optimum ``f_ref`` (NaN never does)."""
-    return bool(np.isfinite(f)) and float(f) <= solved_threshold(f_ref, tol_abs=tol_abs, tol_rel=tol_rel)
-
-
-def more_wild_solved(f: float, f0: float, f_ref: float, tau: float) -> bool:
-    """Moré–Wild's test for data profiles: ``f(x0) - f >= (1 - tau) * (f(x0) - f_ref)`` (NaN never passes)."""
-    if not 0 < tau < 1:
-        raise ValueError(f"tau must lie in (0, 1), got {tau!r}")
-    return bool(np.isfinite(f)) and float(f0) - float(f) >= (1.0 - tau) * (float(f0) - float(f_ref))
-
-
-def reference_values(
-    problems: Iterable[CUTEstProblem],
-    best_found: Mapping[str, float],
-    *,
-    tol_abs: float = DEFAULT_TOL_ABS,
-    tol_rel: float = DEFAULT_TOL_REL,
-) -> dict[str, tuple[float, str]]:
-    """Per problem name the reference optimum and its source, for tables that must mark it.
-
-    - ``f_opt`` known: ``(f_opt, "sif2jax")``, or ``"sif2jax (audited)"`` where the audit corrected it,
-      unless some contender got below it by more than the solved tolerance: then the stated
-      value is not the minimum and the reference is ``(best, "best found (below sif2jax)")``.
-    - otherwise Moré–Wild's ``f_L``: ``(best_found[name], "best found")``, the best value any
-      contender reached.
-
-    ``best_found`` maps names (any case) to the best objective value any contender found; NaN
-    entries count as missing.  A problem with neither raises ValueError naming it.
-    """
-    best = {str(k).upper(): float(v) for k, v in best_found.items() if not math.isnan(float(v))}
-    out: dict[str, tuple[float, str]] = {}
-    missing = []
-    for problem in problems:
-        found = best.get(problem.name.upper())
-        if problem.f_opt is not None:
-            margin = solved_threshold(problem.f_opt, tol_abs=tol_abs, tol_rel=tol_rel) - problem.f_opt
-            if found is not None and found < problem.f_opt - margin:
-                out[problem.name] = (found, SOURCE_BELOW_SIF2JAX)
-            else:
-                out[problem.name] = (problem.f_opt, problem.f_opt_source or SOURCE_SIF2JAX)
-        elif found is not None:
-            out[problem.name] = (found, SOURCE_BEST_FOUND)
-        else:
-            missing.append(problem.name)
-    if missing:
-        raise ValueError(f"no reference value for {', '.join(missing)}: no known optimum and no best found")
     return out
