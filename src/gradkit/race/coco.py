@@ -26,7 +26,7 @@ The bootstrapped runtime ECDFs (:func:`simulated_runtimes`, :func:`default_n_sam
 :mod:`gradkit.race.coco_ecdf`; they are re-exported here (imported lazily on first access,
 so this module never imports :mod:`~gradkit.race.coco_ecdf` at import time).
 
-Only numpy is used, so the module is independent of the rest of :mod:`gradkit`.
+Only numpy is used (and the function groups of :mod:`gradkit.suites.bbob_instances`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+from gradkit.suites.bbob_instances import FUNCTION_GROUPS as BBOB_FUNCTION_GROUPS
 
 if TYPE_CHECKING:  # re-exported lazily by __getattr__ at the end of this module
     from .coco_ecdf import default_n_samples, group_ecdfs, runtime_ecdf, simulated_runtimes, virtual_best
@@ -67,17 +69,7 @@ ulp *larger* than ``10**(k/5)`` (the last is ``1.0000000000000042e-08``); cocopp
 data rows are labelled ``np.power(10, k / 5)``, which are never larger, so its
 ``DataSet.detEvals(TARGETS)`` picks the row of the same nominal level."""
 
-FUNCTION_GROUPS: dict[str, tuple[int, ...]] = {
-    "separable": (1, 2, 3, 4, 5),
-    "moderate": (6, 7, 8, 9),
-    "ill-conditioned": (10, 11, 12, 13, 14),
-    "multimodal": (15, 16, 17, 18, 19),
-    "weakly-structured": (20, 21, 22, 23, 24),
-}
-"""bbob function groups, as cocopp's ``pproc.DataSetList.dictByFuncGroupSingleObjective``
-(there named ``separ``, ``lcond``, ``hcond``, ``multi``, ``mult2``): separable, moderate
-(low or moderate conditioning), unimodal with high conditioning, multimodal with adequate
-global structure, multimodal with weak global structure."""
+FUNCTION_GROUPS = BBOB_FUNCTION_GROUPS  # defined once, with cocopp's names, in gradkit.suites.bbob_instances
 
 
 # --------------------------------------------------------------------------- validation

@@ -49,20 +49,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gradkit.suites.bbob_instances import _check_int, _instance_data, instance_data
+from gradkit.suites.bbob_instances import FUNCTION_GROUPS, _check_int, _instance_data, instance_data
 
 __all__ = ["BBOBProblem", "bbob", "evaluate", "instance_data", "FUNCTION_GROUPS", "NONSMOOTH", "NAMES"]
 
 Array = jax.Array
 
-FUNCTION_GROUPS: dict[str, tuple[int, ...]] = {
-    "separable": (1, 2, 3, 4, 5),
-    "moderate": (6, 7, 8, 9),
-    "ill-conditioned": (10, 11, 12, 13, 14),
-    "multimodal": (15, 16, 17, 18, 19),
-    "weakly-structured": (20, 21, 22, 23, 24),
-}
-"""COCO's five function groups (``bbob`` problem types 1-5)."""
 
 NAMES: dict[int, str] = {
     1: "sphere", 2: "separable ellipsoid", 3: "separable Rastrigin", 4: "Bueche-Rastrigin",

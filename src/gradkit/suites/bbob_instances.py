@@ -283,3 +283,16 @@ def instance_data(function: int, instance: int, dimension: int) -> dict[str, np.
     instance = _check_int("instance", instance, 1)
     dimension = _check_int("dimension", dimension, 2)
     return dict(_instance_data(function, instance, dimension))
+
+
+FUNCTION_GROUPS: dict[str, tuple[int, ...]] = {
+    "separable": (1, 2, 3, 4, 5),
+    "moderate": (6, 7, 8, 9),
+    "ill-conditioned": (10, 11, 12, 13, 14),
+    "multimodal": (15, 16, 17, 18, 19),
+    "weakly-structured": (20, 21, 22, 23, 24),
+}
+"""bbob function groups, as cocopp's ``pproc.DataSetList.dictByFuncGroupSingleObjective``
+(there named ``separ``, ``lcond``, ``hcond``, ``multi``, ``mult2``): separable, moderate
+(low or moderate conditioning), unimodal with high conditioning, multimodal with adequate
+global structure, multimodal with weak global structure."""
