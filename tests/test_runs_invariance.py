@@ -1,89 +1,79 @@
 """Every optimizer of gradkit.optim that runs inside ``gradkit.runs`` gives bit-identical results
-whatever the chunk size (7, all 70 runs at once) and the device count (1 vs 8 forced host
-devices).  A per-device batch of one run, or one that leaves a scalar remainder loop, compiles to
-different code (XLA CPU drops the unit axis; FMA contraction and loop shapes change) and differs
-in the last bit even for plain sgd, so the runner pads every device's block to a multiple of 16
-runs and runs it under ``shard_map``; chunk 7 on 8 devices checks that.  One subprocess per device
-count computes every optimizer's final points for every
-chunk size; the test compares them all, bit for bit, with the 1-device all-at-once result."""
+whatever the chunk size (7, all 70 runs at once), the device count and the process count.
+
+A per-device batch of one run, or one that leaves a scalar remainder loop, compiles to different
+code (XLA CPU drops the unit axis; FMA contraction and loop shapes change) and differs in the last
+bit even for plain sgd, so the runner pads every device's block to a multiple of 16 runs and runs
+it under ``shard_map``.  ``tests/_multihost_job.py`` runs twice: as one process with one device
+(all 70 runs in one chunk: the reference), and as a ``jax.distributed`` job of 2 processes x 2 CPU devices
+(loopback coordinator, gloo collectives, :func:`gradkit.runs.launch.launch_local`) with chunk 7,
+so 10 chunks of 7 runs are each padded onto 4 devices of 2 processes.  Every process must get the reference bit
+for bit: the 27 optimizer configurations, and the runner's other paths (recording, a target ladder,
+pytree starts, sweeps, ``gather_to``, global starts, the race).  ``fit`` on a batch sharded over the
+processes (with a ``CurvatureTracker``) and the curvature operator with the batch as an argument
+agree with one process; the race prints and writes from process 0 only; starts that differ between
+processes and a closure over the sharded batch get clear errors (issue 24)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
+from gradkit.runs.launch import launch_local
 
-SCRIPT = textwrap.dedent("""
-    import jax, jax.numpy as jnp, numpy as np, optax
-    from gradkit import runs, optim, landscapes
-
-    f = landscapes.get("himmelblau")  # polynomial: no transcendental function of the objective in play
-    starts = runs.start_grid(f.domain, 9)[:70]  # 70 runs: chunk 64 -> two chunks of 35
-    key = jax.random.PRNGKey(3)
-    OPTIMIZERS = {name: make(1e-3) for name, make in optim.FIRST_ORDER.items()}
-    OPTIMIZERS.update({
-        "sgd_momentum": optim.sgd(1e-3, momentum=0.9),
-        "sgd_nesterov": optim.sgd(1e-3, momentum=0.9, nesterov=True),
-        "momentum_ema": optim.momentum(1e-3, 0.9, form="ema"),
-        "rmsprop_centered_momentum": optim.rmsprop(1e-3, centered=True, momentum=0.9, bias_correction=True),
-        "adasmooth_window3": optim.adasmooth(1e-2, window=3),
-        "sam": optim.sam(optim.adam(1e-3), rho=0.05),
-        "asam": optim.asam(optim.sgd(1e-3), rho=0.5),
-        "sam_optax_convention": optim.sam(optim.sgd(1e-3), optax.chain(optax.contrib.normalize(), optim.sgd(0.05))),
-        "forward_gradient_descent": optim.forward_gradient_descent(optim.sgd(1e-3), key),
-    })
-    OPTIMIZERS.update({name: make(1e-3) for name, make in optim.HESSIAN_AWARE.items()})
-    OPTIMIZERS.update({name: make() for name, make in optim.SECOND_ORDER.items() if name != "hessian_free"})
-    OPTIMIZERS["hessian_free"] = optim.hessian_free(curvature="hessian")
-    out = {}
-    for name, opt in OPTIMIZERS.items():
-        for chunk in CHUNKS:
-            res = runs.run(f, opt, starts, 12, chunk_size=chunk)
-            out[f"{name}|{chunk}"] = np.asarray(res.final)
-    np.savez(OUT, n=jax.device_count(), starts=np.asarray(starts), **out)
-""")
-
-
-def run_script(tmp_path, devices: int, chunks: tuple[int, ...]) -> dict:
-    out = tmp_path / f"d{devices}.npz"
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
-    script = SCRIPT.replace("OUT", repr(str(out))).replace("CHUNKS", repr(chunks))
-    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=600)
-    data = np.load(out)
-    assert int(data["n"]) == devices
-    return {k: data[k] for k in data.files if k not in ("n", "starts")}, data["starts"]
+JOB = os.path.join(os.path.dirname(__file__), "_multihost_job.py")
+BIT_EXACT = ("recorded/", "pytree/", "sweep/", "race/", "host_starts/", "global_starts/")
 
 
 @pytest.fixture(scope="session")
-def finals(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("invariance")
-    (one, starts), (eight, _) = run_script(tmp, 1, (7, 70)), run_script(tmp, 8, (7, 70))
-    return one, eight, starts
+def jobs(tmp_path_factory):
+    """The one-process reference and the 2 x 2 job: every process's saved results, its completed
+    process (stdout) and the job's folder."""
+    one, two = tmp_path_factory.mktemp("one_process"), tmp_path_factory.mktemp("two_processes")
+    launch_local([JOB, str(one), "--chunks", "70"], processes=1, local_devices=1, timeout=400)
+    done = launch_local([JOB, str(two), "--chunks", "7"], processes=2, local_devices=2, timeout=400)
+    return dict(np.load(one / "p0.npz")), [dict(np.load(two / f"p{i}.npz")) for i in range(2)], done, two
 
 
-def differing_variants(finals, names):
-    one, eight, _ = finals
-    differing = []
-    for name in names:
-        reference = one[f"{name}|70"]
-        assert np.all(np.isfinite(reference)), name
-        variants = {f"1 device, chunk {c}": one[f"{name}|{c}"] for c in (7,)}
-        variants.update({f"8 devices, chunk {c}": eight[f"{name}|{c}"] for c in (7, 70)})
-        differing += [f"{name}: {label}" for label, got in variants.items() if not np.array_equal(got, reference)]
-    return differing
-
-
-def test_every_optimizer_is_bit_identical_across_chunk_sizes_and_devices(finals):
-    """Bit for bit against the 1-device all-at-once result; and not vacuously: every optimizer
-    moved its runs away from the starts.  One test, so the (~40 s) fixture is built once."""
-    one, _, starts = finals
-    names = sorted({k.split("|")[0] for k in one})
-    assert len(names) >= 27
-    assert not differing_variants(finals, names)
-    still = [k for k, v in one.items() if k.endswith("|70") and not np.max(np.abs(v - starts)) > 1e-6]
+def test_every_optimizer_and_path_is_bit_identical_across_chunks_devices_and_processes(jobs):
+    """One test, so the (~2 min of CPU) fixture is built once on one worker."""
+    reference, (p0, p1), done, two = jobs
+    assert int(reference["devices"]) == 1 and int(p0["processes"]) == 2 and int(p0["devices"]) == 4
+    names = sorted({k.split("/")[1] for k in reference if k.startswith("run/")})
+    assert len(names) == int(reference["configurations"]) >= 27
+    # not vacuous: every optimizer moved its runs away from the starts
+    starts = reference["recorded/trajectory"][:, 0]
+    still = [n for n in names if not np.max(np.abs(reference[f"run/{n}/70/final"] - starts)) > 1e-6]
     assert not still, still
+    variants = {"2 processes x 2 devices, chunk 7 (process 0)": (p0, 7),
+                "2 processes x 2 devices, chunk 7 (process 1)": (p1, 7)}
+    differing = [f"{name}: {label} {field}" for name in names for label, (got, chunk) in variants.items()
+                 for field in ("final", "cost", "converged")
+                 if not np.array_equal(got[f"run/{name}/{chunk}/{field}"], reference[f"run/{name}/70/{field}"])]
+    assert not differing, differing
+
+    keys = [k for k in reference if k.startswith(BIT_EXACT)]
+    assert len(keys) >= 20
+    differing = [f"process {i}: {k}" for i, got in enumerate((p0, p1)) for k in keys
+                 if not np.array_equal(got[k], reference[k], equal_nan=True)]
+    assert not differing, differing
+    assert np.array_equal(p0["global_starts/final"], p0["host_starts/final"])  # a global jax.Array as starts
+    for key in ("fit/w", "fit/b", "fit/step_loss", "fit/top_eigenvalue", "hvp"):
+        assert np.array_equal(p0[key], p1[key]), key
+        np.testing.assert_allclose(p0[key], reference[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    assert len(p0["fit/step_loss"]) == 3 * 4 and np.all(np.isfinite(p0["fit/top_eigenvalue"]))
+
+    # gather_to=1: only process 1 receives the sweep, equal to the all-gathered one
+    assert not bool(p0["gather_to/received"]) and bool(p1["gather_to/received"]) and bool(p1["gather_to/equal"])
+    assert bool(reference["gather_to/received"])
+    # the race prints its leaderboard and writes its files from process 0 only
+    assert "== himmelblau" in done[0].stdout and "himmelblau" not in done[1].stdout
+    assert any((two / "race_p0").iterdir()) and not (two / "race_p1").exists()
+    # starts that differ between processes, a closure over the sharded batch: errors naming the argument and fix
+    for got in (p0, p1):
+        assert "run_batch: starts differ between the 2 processes" in str(got["mismatch_error"])
+        assert "hvp_operator: f closes over the global 'data'" in str(got["closure_error"])
+        assert "gk.hvp_operator(lambda w, batch: loss(w, batch), w, batch)" in str(got["closure_error"])
+    assert str(reference["mismatch_error"]) == "" and str(reference["closure_error"]) == ""

@@ -137,35 +137,46 @@ class HessianVectorOperator:
     ``jax.linearize``-d gradient, so no linearization is cached.
     """
 
-    fn: Callable[[PyTree], Any]
+    fn: Callable[..., Any]
     x: PyTree
+    batch: PyTree = None
 
     def __call__(self, v: PyTree) -> PyTree:
         """``H(x) v = d/dt ∇fn(x + t v)|₀`` (one forward-over-reverse pass)."""
         _check_same_structure(self.x, v, "hvp_operator")
-        return jax.jvp(jax.grad(scalar_fn(self.fn)), (self.x,), (v,))[1]
+        fn = scalar_fn(self.fn)
+        f = fn if self.batch is None else (lambda p: fn(p, self.batch))
+        return jax.jvp(jax.grad(f), (self.x,), (v,))[1]
 
-    def tree_flatten(self) -> tuple[tuple[PyTree], StaticKey]:
-        return (self.x,), StaticKey(self.fn)
+    def tree_flatten(self) -> tuple[tuple[PyTree, PyTree], StaticKey]:
+        return (self.x, self.batch), StaticKey(self.fn)
 
     @classmethod
-    def tree_unflatten(cls, key: StaticKey, children: tuple[PyTree]) -> HessianVectorOperator:
-        return cls(key.fn, children[0])
+    def tree_unflatten(cls, key: StaticKey, children: tuple[PyTree, PyTree]) -> HessianVectorOperator:
+        return cls(key.fn, *children)
 
 
-def hvp_operator(f: Callable[[PyTree], Any], x: PyTree) -> HessianVectorOperator:
-    """The reusable linear map ``v -> H(x) v`` of a scalar ``f`` at ``x``, never forming ``H``.
+def hvp_operator(f: Callable[..., Any], x: PyTree, batch: PyTree = None) -> HessianVectorOperator:
+    """The reusable linear map ``v -> H(x) v`` of a scalar ``f`` at ``x``, never forming ``H``:
+    ``H v = jvp(grad f, (x,), (v,))``, with ``f(x)``, or ``f(x, batch)`` when ``batch`` is given.
 
-    Returns a :class:`HessianVectorOperator` (a pytree: ``x`` dynamic, ``f`` static), which
-    is pure and works eagerly, under ``jit`` and under ``vmap`` (``jax.vmap(op)(vs)``).  Its
+    Returns a :class:`HessianVectorOperator` (a pytree: ``x`` and ``batch`` dynamic, ``f`` static),
+    which is pure and works eagerly, under ``jit`` and under ``vmap`` (``jax.vmap(op)(vs)``).  Its
     construction costs nothing; each product is one ``jvp`` of ``grad f``.  Passed to a
     ``gradkit.linalg`` solver, ``hvp_operator(f, x1)`` and ``hvp_operator(f, x2)`` hit the same
     compiled executable as long as ``f`` is the same Python object (a fresh ``lambda`` per call
-    has a new identity and compiles anew).
+    has a new identity and compiles anew).  Pass the data as ``batch`` rather than closing ``f``
+    over it: the batch is then an argument of the compiled solver (one program for every batch),
+    and under ``jax.distributed`` a batch sharded over processes works -- a closure over such an
+    array raises ``ValueError`` naming this fix.
     """
     if not callable(f):
         raise TypeError(f"hvp_operator: f must be a callable objective, got {type(f).__name__}")
-    return HessianVectorOperator(f, x)
+    from gradkit.runs import multihost
+
+    multihost.check_no_global_closure(f, "hvp_operator", "f",
+                                      "gk.hvp_operator(lambda w, batch: loss(w, batch), w, batch)")
+    return HessianVectorOperator(f, x, batch)
 
 
 @functools.partial(jax.jit, static_argnames=("f", "mode"))

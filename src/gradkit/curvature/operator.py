@@ -76,6 +76,10 @@ def _check_params(name: str, params: PyTree) -> None:
 def _check_callable(name: str, arg: str, fn: Any) -> None:
     if not callable(fn):
         raise TypeError(f"{name}: {arg} must be callable, got {type(fn).__name__}")
+    from gradkit.runs import multihost
+
+    multihost.check_no_global_closure(fn, name, arg, f"{name}({arg}, params, batch) with {arg} taking the batch "
+                                      "as its last argument")
 
 
 def _check_samples(name: str, value: Any) -> int:

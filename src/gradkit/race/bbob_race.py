@@ -33,6 +33,7 @@ import numpy as np
 from gradkit.race import coco
 from gradkit.race.campaign import CampaignConfig, Runs, run_campaign, total_runs, validate
 from gradkit.race.config import check_writable
+from gradkit.runs import multihost
 
 REPORT_TARGETS = (1e-2, 1e-8)
 
@@ -143,6 +144,8 @@ def bbob_race(config: CampaignConfig | None = None, out: str | None = None,
     """Run the campaign, choose learning rates on the tuning instances, print per dimension the aRT
     table, the ECDF area and AlgoPerf score of each optimizer, and write files to ``out``."""
     config = config if config is not None else CampaignConfig()
+    if not multihost.is_main_process():  # under jax.distributed: process 0 prints and writes, once
+        config, out, echo = dataclasses.replace(config, progress=False), None, multihost.main_process_only(echo)
     table = validate(config)
     if out is not None:
         check_writable(out)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping, Sequence
 
+import jax
 import numpy as np
 
 from gradkit import landscapes, runs
@@ -123,7 +124,7 @@ def validate(config: RaceConfig) -> None:
     if not isinstance(config.optimizers, Mapping) and len(set(map(str, config.optimizers))) != len(config.optimizers):
         raise ValueError(f"--optimizers {' '.join(map(str, config.optimizers))} names one twice (expected distinct names)")
     contenders(config)
-    if config.out is not None:
+    if config.out is not None and jax.process_index() == 0:  # only process 0 writes (jax.distributed)
         check_writable(config.out)
 
 

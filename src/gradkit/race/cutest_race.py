@@ -27,6 +27,7 @@ import numpy as np
 
 from gradkit import runs
 from gradkit.race import coco
+from gradkit.runs import multihost
 from gradkit.race.contenders import resolve
 
 TAUS = (1e-1, 1e-3, 1e-5, 1e-7)
@@ -75,6 +76,8 @@ def cutest_race(config: CutestConfig | None = None, echo: Callable[[str], Any] =
     from gradkit.suites import cutest
 
     config = config if config is not None else CutestConfig()
+    if not multihost.is_main_process():  # under jax.distributed: process 0 prints, once
+        config, echo = dataclasses.replace(config, progress=False), multihost.main_process_only(echo)
     if not jax.config.jax_enable_x64:
         raise ValueError("CUTEst optima are float64 numbers (expected float64: call "
                          "jax.config.update('jax_enable_x64', True) first; the CLI does)")

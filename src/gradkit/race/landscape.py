@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gradkit import landscapes, runs
+from gradkit.runs import multihost
 from gradkit.race.config import (LandscapeRace, RaceConfig, RaceResult, _default_workers, contenders, grids_for,
                                  record_stride, tolerance, total_run_steps, validate)
 from gradkit.race.contenders import measured_step_cost
@@ -66,7 +67,7 @@ def _finish_landscape(pending: _Pending, config: RaceConfig) -> LandscapeRace:
     result = _merge([parts[opt] for opt in contenders(config)])
     leaderboard = result.best()
     pictures = (_pictures(pending.land, pending.starts, result, leaderboard, config, pending.f_star, pending.tol)
-                if config.out else [])
+                if config.out and multihost.is_main_process() else [])
     return LandscapeRace(pending.land, pending.starts, result, pending.f_star, pending.tol, leaderboard, pictures)
 
 
@@ -93,6 +94,11 @@ def race(config: RaceConfig | None = None, echo: Callable[[str], Any] = print, *
     if unknown:
         raise TypeError(f"race() got unknown settings {unknown}; expected fields of RaceConfig")
     config = dataclasses.replace(config, **settings)
+    if not multihost.is_main_process():  # under jax.distributed: process 0 prints and writes, once (the
+        # others keep config.out: it decides what is recorded, and every process must run the same program)
+        config, echo = dataclasses.replace(config, progress=False), multihost.main_process_only(echo)
+    if multihost.is_multiprocess():  # collectives must run in the same order on every process: no threads
+        config = dataclasses.replace(config, workers=1)
     validate(config)
     echo(format_header(config))
     first = landscapes.get(config.landscapes[0])
@@ -133,7 +139,7 @@ def race(config: RaceConfig | None = None, echo: Callable[[str], Any] = print, *
     sweeps = [r.sweep for r in races]
     performance = profiles.performance_profile(sweeps, cost="gradient_equivalents")
     data = profiles.data_profile(sweeps, cost="gradient_equivalents")
-    files = _race_files(races, performance, data, config) if config.out else []
+    files = _race_files(races, performance, data, config) if config.out and multihost.is_main_process() else []
     for path in files:
         echo(f"wrote {path}")
     return RaceResult(config, races, performance, data, files)

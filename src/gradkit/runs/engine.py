@@ -19,6 +19,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from gradkit.lifting import Spec, call_with_fallback, lift, note_compile
 from gradkit.optim.quasi_newton import accepted_point, trial_judge
 from gradkit.runs.checks import _check_objective, _check_objective_data, _check_starts, _check_steps, _tolerance
+from gradkit.runs import multihost
 from gradkit.runs.costs import COST_UNITS, _Cost, _cost_of, _has_line_search
 from gradkit.runs.verdicts import _Ladder, _Marks, _Tolerance
 
@@ -338,7 +339,8 @@ def run_batch(
     objective_data: PyTree = None,
     targets: Sequence[float] | None = None,
     step_cost: float | None = None,
-) -> RunResult:
+    gather_to: int | None = None,
+) -> RunResult | None:
     """Run ``make_optimizer(**hparams[r])`` from ``starts[r]`` for every run ``r`` (see module doc).
 
     ``make_optimizer`` is a factory of traced hyperparameters, or an optimizer itself
@@ -364,7 +366,17 @@ def run_batch(
     aRT and ECDFs are made of.  ``step_cost``: gradient-equivalents per step, replacing the cost
     model read from the optimizer's state (for an optimizer without one, measured by
     :func:`gradkit.runs.costs.measure_step_cost`).
+
+    Under ``jax.distributed`` (more than one process, :mod:`gradkit.runs.multihost`) the runs are
+    split over every device of every process and the results gathered: every process gets the
+    same ``RunResult``, bit for bit the one a single process computes -- or only process
+    ``gather_to`` does, the others getting ``None``.  Every process must pass the same arguments
+    (host arrays built identically, or global ``jax.Array`` s); a mismatch raises ``ValueError``.
     """
+    gather_to = multihost.check_gather_to(gather_to)
+    many_processes = multihost.is_multiprocess()
+    if many_processes:  # global arrays fetched whole: the checks and the chunking read host values
+        starts, hparams, objective_data = multihost.to_host((starts, hparams, objective_data))
     _check_steps(steps)
     stride = _record_stride(record, steps)
     if stride and steps % stride:
@@ -414,8 +426,19 @@ def run_batch(
     chunk = -(-chunk // (n_dev * _LANES)) * (n_dev * _LANES)
     sharding = _run_sharding(tuple(jax.devices()))
     inputs = (starts, hparams, objective_data)
+    if many_processes:
+        replicated = multihost.replicated(tuple(jax.devices()))
+        inputs, objective_leaves = multihost.to_mesh((inputs, objective_leaves), replicated)
+        settings = (int(steps), stride, repr(rule), repr(ladder), step_cost, chunk_size, objective_spec.identities)
 
     def dispatch(optimizer_spec: Spec, optimizer_leaves: tuple) -> list[tuple[int, dict[str, Any]]]:
+        if many_processes:  # before any compute: a mismatch would otherwise hang or mix runs
+            multihost.check_same_on_every_process(
+                {"starts": starts, "hparams": hparams, "objective_data": objective_data,
+                 "the objective's arrays": objective_leaves, "the optimizer's hyperparameters": optimizer_leaves,
+                 "the optimizer": optimizer_spec.identities, "steps, record or the tolerance": settings},
+                "run_batch")
+            optimizer_leaves = multihost.to_mesh(optimizer_leaves, replicated)
         fn = _compiled(objective_spec, optimizer_spec, int(steps), stride, rule, ladder, with_data,
                        None if step_cost is None else float(step_cost))
         pieces = []
@@ -432,17 +455,22 @@ def run_batch(
     # floats lifted; if the optimizer branches on a hyperparameter in Python, keyed by value instead
     pieces = call_with_fallback(make_optimizer, dispatch)
     bar = None
-    if progress:
+    if progress and multihost.is_main_process():
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_runs * steps, desc="run-steps", unit="step", unit_scale=True)
     pieces_np = []
     for n, out in pieces:
-        pieces_np.append(jax.tree.map(lambda a, n=n: np.asarray(a)[:n], out))
+        if many_processes:  # every process takes part in the gather, even when only one keeps it
+            out = multihost.gather(out, gather_to)
+        if out is not None:
+            pieces_np.append(jax.tree.map(lambda a, n=n: np.asarray(a)[:n], out))
         if bar is not None:
             bar.update(n * steps)
     if bar is not None:
         bar.close()
+    if not pieces_np:  # multi-process, gathered to another process
+        return None
     merged = jax.tree.map(lambda *parts: np.concatenate(parts), *pieces_np) if len(pieces_np) > 1 else pieces_np[0]
     recorded_steps = np.arange(0, steps + 1, stride) if stride else np.array([steps])
     if ladder is not None:
@@ -459,7 +487,7 @@ def run(
     tol: float = 1e-6,
     f_star: float | None = None,
     **kwargs: Any,
-) -> RunResult:
+) -> RunResult | None:
     """Run one optimizer from every start point (leading axis of ``starts``) in one compiled call.
 
     See :func:`run_batch` for ``record``, the tolerance rule (``tol``, ``rtol``, ``f_star``,

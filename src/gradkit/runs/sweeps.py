@@ -173,14 +173,15 @@ def sweep(
     f_star: float | None = None,
     record: str | int = "final",
     **kwargs: Any,
-) -> SweepResult:
+) -> SweepResult | None:
     """Every optimizer × every config of its grid × every start, one compiled call per optimizer.
 
     ``optimizers[name](**config)`` builds the optimizer (or ``optimizers[name]`` is an
     optimizer, swept over no grid); ``grids[name]`` maps hyperparameter names to value
     lists (e.g. ``{"learning_rate": [1e-3, 1e-2]}``).  The configs are vmapped as traced
     arrays, never recompiled per value.  ``record``, the tolerance keywords (``rtol``,
-    ``f_scale``, ``xtol``, ``minimizers``) and chunking as in :func:`run_batch`.
+    ``f_scale``, ``xtol``, ``minimizers``), chunking and multi-process gathering (``gather_to``:
+    ``None`` on the processes that do not receive the results) as in :func:`run_batch`.
     """
     _check_steps(steps)
     n_starts = _check_starts(starts)
@@ -200,6 +201,8 @@ def sweep(
               for k in configs[0]}
         results[name] = run_batch(objective, make, tiled, steps, hp or None, record, tol, f_star, **kwargs)
         flat_grids[name] = configs
+    if any(r is None for r in results.values()):  # multi-process, gathered to another process
+        return None
     return SweepResult(results, flat_grids, n_starts, steps)
 
 
