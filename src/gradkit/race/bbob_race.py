@@ -31,6 +31,7 @@ from collections.abc import Callable
 import numpy as np
 
 from gradkit.race import coco
+from gradkit.race.coco import selection_score
 from gradkit.race.campaign import CampaignConfig, Runs, run_campaign, total_runs, validate
 from gradkit.race.config import check_writable
 from gradkit.runs import multihost
@@ -58,12 +59,6 @@ def _halves(instances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.ones_like(odd), np.ones_like(odd)
     return odd, ~odd
 
-
-def selection_score(target_costs: np.ndarray) -> tuple[float, float]:
-    """``(fraction of (run, target) pairs reached, mean log10 runtime over those reached)``."""
-    reached = np.isfinite(target_costs)
-    mean_log = float(np.log10(np.maximum(target_costs[reached], 1e-300)).mean()) if reached.any() else math.inf
-    return float(reached.mean()), mean_log
 
 
 def choose_learning_rates(results: dict[tuple[str, float | None], Runs], config: CampaignConfig
@@ -221,9 +216,9 @@ def _write_files(out: Path, config: CampaignConfig, results: dict[tuple[str, flo
     for camps in campaigns.values():
         for name, camp in camps.items():
             by_name.setdefault(name, []).append(camp)
-    for parts in by_name.values():
-        merged = coco.Campaign(algorithm=re.sub(r"_lr.*$", "", parts[0].algorithm) if len(
-            {p.algorithm for p in parts}) > 1 else parts[0].algorithm,
+    for name, parts in by_name.items():  # one COCO algorithm per optimizer; its lr in the id when one for all
+        merged = coco.Campaign(algorithm=parts[0].algorithm if len({p.algorithm for p in parts}) == 1
+                               else algorithm_name(name, None),
             function=np.concatenate([p.function for p in parts]), instance=np.concatenate([p.instance for p in parts]),
             dimension=np.concatenate([p.dimension for p in parts]),
             target_costs=np.concatenate([p.target_costs for p in parts]),

@@ -71,8 +71,8 @@ class CampaignConfig:
 class Runs:
     """One (optimizer, learning rate)'s runs: per run its ``function``, ``dimension``,
     ``instance``, ``start`` index, ``target_costs`` ``(runs, targets)`` (``inf``: not reached
-    within the budget), ``total_cost`` (capped at the budget) and ``best_delta_f`` (the lowest
-    ``f - f_opt`` of the targets' resolution: the last target reached)."""
+    within the budget) and ``total_cost`` (capped at the budget).  COCO's output reads the depth a
+    run reached from ``target_costs`` (the last target reached), at the target ladder's resolution."""
 
     optimizer: str
     learning_rate: float | None
@@ -82,7 +82,6 @@ class Runs:
     start: np.ndarray
     target_costs: np.ndarray
     total_cost: np.ndarray
-    final_delta_f: np.ndarray
 
 
 def _check_ints(name: str, values: Sequence[Any], low: int, high: int | None = None) -> tuple[int, ...]:
@@ -128,14 +127,9 @@ def stacked_instances(function: int, dimension: int, instances: Sequence[int], r
     return {k: np.repeat(np.stack([d[k] for d in data]), repeat, axis=0) for k in data[0]}
 
 
-def _censor(result: runs.RunResult, budget: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Target costs beyond the budget become ``inf``; total cost capped at the budget; the last
-    target reached within the budget (``inf``: none)."""
-    costs = np.where(result.target_costs <= budget, result.target_costs, np.inf)
-    total = np.minimum(result.cost, budget)
-    reached = np.isfinite(costs)
-    deepest = np.where(reached.any(axis=1), np.asarray(TARGETS)[np.maximum(reached.sum(axis=1) - 1, 0)], np.inf)
-    return costs, total, deepest
+def _censor(result: runs.RunResult, budget: float) -> tuple[np.ndarray, np.ndarray]:
+    """Target costs beyond the budget become ``inf``; total cost capped at the budget."""
+    return np.where(result.target_costs <= budget, result.target_costs, np.inf), np.minimum(result.cost, budget)
 
 
 def learning_rates_of(contender: Contender, config: CampaignConfig) -> list[float | None]:
@@ -164,14 +158,14 @@ def run_function(function: int, dimension: int, name: str, contender: Contender,
     result = runs.run_batch(DeltaF(function), contender.make, jnp.asarray(tile(starts)), config.steps(dimension),
                             hparams, f_star=0.0, tol=1e-8, targets=TARGETS, step_cost=step_cost,
                             objective_data={k: jnp.asarray(tile(v)) for k, v in data.items()})
-    costs, total, deepest = _censor(result, float(config.budget * dimension))
+    costs, total = _censor(result, float(config.budget * dimension))
     instance = np.repeat(np.asarray(config.instances), config.starts_per_instance)
     start = np.tile(np.arange(config.starts_per_instance), len(config.instances))
     out = []
     for k, lr in enumerate(lrs):
         part = slice(k * n, (k + 1) * n)
         out.append(Runs(name, lr, np.full(n, function), np.full(n, dimension), instance, start, costs[part],
-                        total[part], deepest[part]))
+                        total[part]))
     return out
 
 

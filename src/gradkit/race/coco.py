@@ -413,3 +413,12 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | _ECDF_NAMES)
+
+
+def selection_score(target_costs: np.ndarray) -> tuple[float, float]:
+    """How a learning rate is chosen on tuning runs (BBOB instances, CUTEst problems): the key
+    ``(fraction of (run, target) pairs reached, mean log10 runtime over those reached)``, the
+    first higher-is-better, the second lower-is-better."""
+    reached = np.isfinite(target_costs)
+    mean_log = float(np.log10(np.maximum(target_costs[reached], 1e-300)).mean()) if reached.any() else math.inf
+    return float(reached.mean()), mean_log

@@ -17,7 +17,6 @@ even-numbered ones.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 from collections.abc import Callable, Sequence
 
@@ -102,11 +101,11 @@ def cutest_race(config: CutestConfig | None = None, echo: Callable[[str], Any] =
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(kept), unit="problem", desc="cutest", leave=False)
+    lrs_of = {name: ([float(v) for v in config.learning_rates] if c.swept else [None]) for name, c in table.items()}
     for problem in kept:
         if bar is not None:
             bar.update(1)
         f0 = float(problem(jnp.asarray(problem.x0)))
-        lrs_of = {name: ([float(v) for v in config.learning_rates] if c.swept else [None]) for name, c in table.items()}
         if problem.has_known_optimum:
             ref, source = float(problem.f_opt), problem.f_opt_source
         else:  # Moré-Wild's f_L: the best value any contender reached
@@ -129,10 +128,8 @@ def cutest_race(config: CutestConfig | None = None, echo: Callable[[str], Any] =
     chosen = {}
     for name in table:
         options = [(lr, c) for (n, lr), c in stacked.items() if n == name]
-        chosen[name] = min(options, key=lambda o: (-np.isfinite(o[1][tuning]).mean(),
-                                                   float(np.log10(np.maximum(o[1][tuning][np.isfinite(o[1][tuning])],
-                                                                             1e-300)).mean())
-                                                   if np.isfinite(o[1][tuning]).any() else math.inf))[0]
+        score = lambda option: coco.selection_score(option[1][tuning])
+        chosen[name] = min(options, key=lambda o: (-score(o)[0], score(o)[1]))[0]
     picked = {name: stacked[(name, chosen[name])][held] for name in table}
     j = TAUS.index(1e-5)
     scores = coco.algoperf_score(np.stack([picked[n][:, j] for n in table], axis=1))

@@ -36,8 +36,17 @@ class _Pending(NamedTuple):
     parts: dict[str, Any]
 
 
-def _queue_landscape(name: str, config: RaceConfig, pool: Executor | None, bar: Any) -> _Pending:
-    """Queue one sweep per optimizer of landscape ``name`` on ``pool`` (run them now without one)."""
+def _measured_costs(land: landscapes.Landscape, config: RaceConfig) -> dict[str, float | None]:
+    """Per optimizer, its measured gradient-equivalents per step on ``land`` (``None``: it has a
+    cost model), probed at the landscape's first start."""
+    start = runs.start_grid(land.domain, config.starts_per_axis)[0]
+    return {opt: measured_step_cost(c, land, start) for opt, c in contenders(config).items()}
+
+
+def _queue_landscape(name: str, config: RaceConfig, pool: Executor | None, bar: Any,
+                     measured: dict[str, float | None] | None = None) -> _Pending:
+    """Queue one sweep per optimizer of landscape ``name`` on ``pool`` (run them now without one);
+    ``measured``: the step costs of :func:`_measured_costs` when already probed."""
     land = landscapes.get(name)
     starts = runs.start_grid(land.domain, config.starts_per_axis)
     f_star = float(land.f_star(starts.dtype))
@@ -45,7 +54,7 @@ def _queue_landscape(name: str, config: RaceConfig, pool: Executor | None, bar: 
     grids = grids_for(config)
     table = contenders(config)
     f_scale = land.f_scale
-    measured = {opt: measured_step_cost(c, land, starts[0]) for opt, c in table.items()}
+    measured = measured if measured is not None else _measured_costs(land, config)
 
     def one(opt: str) -> runs.SweepResult:
         part = runs.sweep(land, {opt: table[opt].make}, starts, {opt: grids[opt]}, config.steps,
@@ -102,8 +111,8 @@ def race(config: RaceConfig | None = None, echo: Callable[[str], Any] = print, *
     validate(config)
     echo(format_header(config))
     first = landscapes.get(config.landscapes[0])
-    for name, contender in contenders(config).items():
-        cost = measured_step_cost(contender, first, runs.start_grid(first.domain, 2)[0])
+    first_costs = _measured_costs(first, config)  # probed once: printed here, charged in the first landscape's runs
+    for name, cost in first_costs.items():
         if cost is not None:
             echo(f"  {name}: {cost:.3g} gradient-equivalents per step, measured (values 1/2, gradients 1, HVPs 2 it "
                  f"calls, plus the runner's gradient; on {first.name}, per landscape in the runs)")
@@ -119,9 +128,11 @@ def race(config: RaceConfig | None = None, echo: Callable[[str], Any] = print, *
     workers = config.workers or _default_workers()
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     try:
-        queued = [_queue_landscape(name, config, pool, bar) for name in config.landscapes] if pool else []
+        probed = lambda k: first_costs if k == 0 else None
+        queued = [_queue_landscape(name, config, pool, bar, probed(k)) for k, name in enumerate(config.landscapes)
+                  ] if pool else []
         for k, name in enumerate(config.landscapes):
-            pending = queued[k] if pool else _queue_landscape(name, config, None, bar)
+            pending = queued[k] if pool else _queue_landscape(name, config, None, bar, probed(k))
             res = _finish_landscape(pending, config)
             races.append(res)
             if bar is not None:
