@@ -135,5 +135,21 @@ try:
 except ValueError as err:
     saved["mismatch_error"] = np.asarray(str(err))
 
+# 9. the suites (float64, as their targets need): BBOB with per-run instance data, CUTEst
+jax.config.update("jax_enable_x64", True)
+from gradkit.race.bbob_race import bbob_race  # noqa: E402
+from gradkit.race.campaign import CampaignConfig  # noqa: E402
+from gradkit.race.cutest_race import CutestConfig, cutest_race  # noqa: E402
+
+bbob = bbob_race(CampaignConfig(functions=(1, 8), dimensions=(2,), instances=(1, 2), optimizers=("adam",),
+                                learning_rates=(0.1,), budget=30), out=str(OUT / f"bbob_p{me}"),
+                 echo=lambda line: print(line, flush=True))
+for (name, lr), r in bbob.runs.items():
+    saved[f"bbob/{name}/{lr}/target_costs"], saved[f"bbob/{name}/{lr}/total_cost"] = r.target_costs, r.total_cost
+cutest = cutest_race(CutestConfig(problems=("ROSENBR",), optimizers=("adam",), learning_rates=(0.01,), budget=30),
+                     echo=lambda line: print(line, flush=True))
+for (name, lr), c in cutest.costs.items():
+    saved[f"cutest/{name}/{lr}"] = c
+
 np.savez(OUT / f"p{me}.npz", **{k: np.asarray(v) for k, v in saved.items()})
 print(f"process {me} done", flush=True)

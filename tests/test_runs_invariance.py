@@ -9,7 +9,7 @@ it under ``shard_map``.  ``tests/_multihost_job.py`` runs twice: as one process 
 (loopback coordinator, gloo collectives, :func:`gradkit.runs.launch.launch_local`) with chunk 7,
 so 10 chunks of 7 runs are each padded onto 4 devices of 2 processes.  Every process must get the reference bit
 for bit: the 27 optimizer configurations, and the runner's other paths (recording, a target ladder,
-pytree starts, sweeps, ``gather_to``, global starts, the race).  ``fit`` on a batch sharded over the
+pytree starts, sweeps, ``gather_to``, global starts, the landscape, BBOB and CUTEst races).  ``fit`` on a batch sharded over the
 processes (with a ``CurvatureTracker``) and the curvature operator with the batch as an argument
 agree with one process; the race prints and writes from process 0 only; starts that differ between
 processes and a closure over the sharded batch get clear errors (issue 24)."""
@@ -24,7 +24,7 @@ import pytest
 from gradkit.runs.launch import launch_local
 
 JOB = os.path.join(os.path.dirname(__file__), "_multihost_job.py")
-BIT_EXACT = ("recorded/", "pytree/", "sweep/", "race/", "host_starts/", "global_starts/")
+BIT_EXACT = ("recorded/", "pytree/", "sweep/", "race/", "host_starts/", "global_starts/", "bbob/", "cutest/")
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +71,11 @@ def test_every_optimizer_and_path_is_bit_identical_across_chunks_devices_and_pro
     # the race prints its leaderboard and writes its files from process 0 only
     assert "== himmelblau" in done[0].stdout and "himmelblau" not in done[1].stdout
     assert any((two / "race_p0").iterdir()) and not (two / "race_p1").exists()
+    said = [[line for line in d.stdout.splitlines() if not line.startswith("[Gloo]")] for d in done]  # gloo's C++ log
+    assert "--suite bbob" in done[0].stdout and "--suite cutest" in done[0].stdout
+    assert said[1] == ["process 1 done"]  # the BBOB and CUTEst races too: process 0 prints, process 1 says nothing
+    assert (two / "bbob_p0" / "bbob_race.json").exists() and not (two / "bbob_p1").exists()
+    assert any(k.startswith("bbob/") for k in keys) and any(k.startswith("cutest/") for k in keys)
     # starts that differ between processes, a closure over the sharded batch: errors naming the argument and fix
     for got in (p0, p1):
         assert "run_batch: starts differ between the 2 processes" in str(got["mismatch_error"])

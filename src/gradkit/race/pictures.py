@@ -23,18 +23,6 @@ def _best_first(profile: Any) -> Any:
     return dataclasses.replace(profile, solvers=[profile.solvers[s] for s in order], **{field: curves[order]})
 
 
-def _distinct_lines(ax: Any) -> None:
-    """One colour per solver (tab20, then dashed) instead of tab10's repeats, legend outside."""
-    from matplotlib import colormaps
-
-    palette = colormaps["tab20"]
-    for k, line in enumerate(ax.get_lines()):
-        line.set_color(palette((2 * k) % 20 + (k // 10) % 2))
-        line.set_linestyle("-" if k < 10 else "--")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, title="best first",
-              title_fontsize=8)
-
-
 def _race_files(races: list[LandscapeRace], performance: Any, data: Any, config: RaceConfig) -> list[str]:
     from gradkit import plot
 
@@ -47,8 +35,7 @@ def _race_files(races: list[LandscapeRace], performance: Any, data: Any, config:
               "data_profile": f"Data profile (Moré-Wild), {pooled}"}
     for stem, profile, draw in (("performance_profile", performance, plot.plot_performance_profile),
                                 ("data_profile", data, plot.plot_data_profile)):
-        ax = draw(_best_first(profile), title=titles[stem])
-        _distinct_lines(ax)
+        ax = draw(_best_first(profile), title=f"{titles[stem]}\ncurves labelled at their right ends, best first")
         files.append(str(plot.save(ax, out / f"{stem}.png")))
         profile.to_csv(out / f"{stem}.csv")
         profile.to_json(out / f"{stem}.json")
@@ -86,7 +73,9 @@ def _pictures(land: landscapes.Landscape, starts: np.ndarray, result: runs.Sweep
     label = {r["optimizer"]: _label(r, table[r["optimizer"]].swept) for r in leaders}
     trajectories = {label[r["optimizer"]]: np.asarray(result.results[r["optimizer"]].trajectory)[runs_of(r)]
                     for r in leaders}
-    ax = plot.plot_landscape(land, trajectories, max_per_optimizer=config.paths_per_optimizer,
+    path_diverged = {label[r["optimizer"]]: np.asarray(result.results[r["optimizer"]].diverged)[runs_of(r)]
+                     for r in leaders}
+    ax = plot.plot_landscape(land, trajectories, max_per_optimizer=config.paths_per_optimizer, diverged=path_diverged,
                              title=f"{land.name}: the top {len(leaders)} at their best config, "
                                    f"{min(config.paths_per_optimizer, n_starts)} of {n_starts} starts each")
     paths.append(str(plot.save(ax, out / f"{land.name}_trajectories.png")))
@@ -95,8 +84,12 @@ def _pictures(land: landscapes.Landscape, starts: np.ndarray, result: runs.Sweep
     curves = {label[r["optimizer"]]: np.asarray(result.results[r["optimizer"]].values)[runs_of(r)] - f_star
               for r in leaders}
     diverged = {label[r["optimizer"]]: np.asarray(result.results[r["optimizer"]].diverged)[runs_of(r)] for r in leaders}
+    dtype = np.asarray(starts).dtype
+    floor = plot.precision_floor(f_star, dtype)
     ax = plot.plot_loss_curves(curves, diverged=diverged, steps=np.arange(0, config.steps + 1, stride), xlabel="step",
-                               ylabel="f - f*", title=f"{land.name}: f - f* over {n_starts} starts, the top {len(leaders)}")
+                               ylabel="f - f*", title=f"{land.name}: f - f* over {n_starts} starts, the top {len(leaders)}",
+                               floor=floor, floor_label=f"below {dtype.name} precision of f* "
+                                                        f"(eps·max(|f*|, 1) = {floor:.2g})")
     paths.append(str(plot.save(ax, out / f"{land.name}_loss.png")))
 
     swept = dataclasses.replace(result, results={n: r for n, r in result.results.items() if table[n].swept},
@@ -107,15 +100,15 @@ def _pictures(land: landscapes.Landscape, starts: np.ndarray, result: runs.Sweep
                                            f"{res_tol:.3g}), per learning rate")
         paths.append(str(plot.save(ax, out / f"{land.name}_heatmap.png")))
         ax = plot.plot_sweep_heatmap(swept, field="settled_step",
-                                     title=f"{land.name}: median time-to-eps over the starts that settled "
-                                           f"(of {config.steps} steps; never: none did)")
+                                     title=f"{land.name}: median time-to-eps over all {n_starts} starts, per "
+                                           f"learning rate (the leaderboard's rule)")
         paths.append(str(plot.save(ax, out / f"{land.name}_steps.png")))
 
     if len(land.minima) > 1 and leaders:
         best = leaders[0]
         finals = np.asarray(result.results[best["optimizer"]].final)[runs_of(best)]
-        basin = runs.nearest_minimum(finals, land.minima, radius=0.05)
-        ax = plot.plot_basins(land, starts, basin, title=f"{land.name}: basins of {_label(best, table[best['optimizer']].swept)}")
+        ax = plot.plot_basins(land, starts, finals=finals, radius=0.05,
+                              title=f"{land.name}: basins of {_label(best, table[best['optimizer']].swept)}")
         paths.append(str(plot.save(ax, out / f"{land.name}_basins.png")))
     return paths
 
