@@ -59,8 +59,12 @@ boundary (every recorded step; in final-state mode every 100 steps and after the
 last); its neighbours in the batch are untouched.
 The run axis is split into chunks (bounded memory, a tqdm bar counting run-steps) and
 each chunk is sharded over every local device (data-parallel, no communication).
-Multi-host: call ``jax.distributed.initialize()`` first; ``jax.devices()`` then spans
-hosts and the same mesh shards over all of them.
+Multi-host (:mod:`gradkit.runs.multihost`): call ``multihost.initialize()`` (on a cluster,
+``jax.distributed.initialize()``) first; ``jax.devices()`` then spans every process, the run axis
+is split over all of their devices, and the results are all-gathered, so every process gets the
+one-process ``RunResult`` bit for bit.  Every process must pass the same arguments (checked by a
+digest, an error rather than a hang); ``python -m gradkit.runs.launch -n 2 -d 2 script.py``
+rehearses a job on one machine.
 """
 
 from gradkit.runs.costs import COST_MODELS, COST_UNITS, CostModel
