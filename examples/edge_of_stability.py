@@ -11,12 +11,14 @@ Each run is one compiled ``lax.scan`` with a :class:`gradkit.curvature.Curvature
 inside; the learning rate is a traced argument, so the three GD runs share one compilation
 (and the three Adam runs another).
 
-    python examples/edge_of_stability.py [--quick] [--out edge_of_stability.png]
+    python examples/edge_of_stability.py [--quick] [--out DIR]   (writes DIR/edge_of_stability.png, DIR =
+    gradkit-out by default; an --out ending in .png is the file itself)
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import os
 from typing import Any
 from collections.abc import Callable
@@ -136,16 +138,19 @@ def summarize(name: str, runs: dict, threshold: Callable[[float], float]) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
-    parser.add_argument("--out", default="edge_of_stability.png")
+    parser.add_argument("--out", default="gradkit-out",
+                        help="folder for edge_of_stability.png (default gradkit-out; a path ending in .png is the file)")
     args = parser.parse_args()
+    path = Path(args.out) if args.out.endswith(".png") else Path(args.out) / "edge_of_stability.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
     quick = args.quick or os.environ.get("GRADKIT_QUICK") == "1"
     steps, every = (600, 20) if quick else (2500, 10)
     gd = sharpness_runs(GD_RATES, steps, every)
     adam = sharpness_runs(ADAM_RATES, steps, every, adam=True)
     summarize("GD", gd, lambda r: 2 / r)
     summarize("Adam", adam, lambda r: curvature.adam_threshold(r, B1))
-    plot(gd, adam, args.out)
-    print(f"wrote {args.out}")
+    plot(gd, adam, str(path))
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -114,43 +116,74 @@ def digits_classifiers(epochs: int) -> None:
     print(f"digits, softmax regression: test accuracy {acc:.3f} (train loss {history.epoch_loss[-1]:.3f})")
 
 
-def vanishing_gradients(epochs: int, out: str) -> None:
+VANISHING_OPTIMIZERS = ("SGD", "SGD + momentum 0.9", "RMSProp", "Adam")
+
+
+def vanishing_data(epochs: int, n_samples: int | None = None, width: int = 128
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Seed 002: a sigmoid MLP 64 → width ×5 → 10, softmax cross-entropy, lr 0.01, batches of 64, trained
+    by each of :data:`VANISHING_OPTIMIZERS` on the digits (the first ``n_samples``).  Returns the
+    per-step losses and per-step, per-layer gradient norms ``‖∂L/∂W_l‖`` (``(steps, layers)``)."""
     try:
         ds = data.load_digits(np.float32)
     except ImportError:
         ds = data.make_classification(jax.random.PRNGKey(0), 1797, 64, 10)
-    model = models.mlp([64] + [128] * 5 + [10], activation="sigmoid")
+    features, targets = ds.features[:n_samples], ds.targets[:n_samples]
+    model = models.mlp([64] + [width] * 5 + [10], activation="sigmoid")
     loss = lambda p, b: jnp.mean(losses.softmax_cross_entropy(model.apply(p, b[0]), b[1]))
     params0 = model.init(jax.random.PRNGKey(1))
-    runs = {
-        "SGD": optim.sgd(0.01),
-        "SGD + momentum 0.9": optim.momentum(0.01, beta=0.9),
-        "RMSProp": optim.rmsprop(0.01),
-        "Adam": optim.adam(0.01),
-    }
+    makers = dict(zip(VANISHING_OPTIMIZERS, (optim.sgd(0.01), optim.momentum(0.01, beta=0.9), optim.rmsprop(0.01),
+                                             optim.adam(0.01))))
     curves, norms = {}, {}
+    for name, opt in makers.items():
+        _, history = train.fit(loss, params0, opt, (features, targets), epochs, 64, jax.random.PRNGKey(2),
+                               progress=False)
+        curves[name], norms[name] = np.asarray(history.step_loss), np.asarray(history.grad_norms)
+    return curves, norms
+
+
+def vanishing_picture(curves: dict[str, np.ndarray], sgd_norms: np.ndarray, epochs: int) -> Any:
+    """Left: each optimizer's training loss per step (one line each, no band: one run each).
+    Right: SGD's gradient norm per layer, layer 0 (input side) to the last, log scale.  Legends
+    sit below the axes, so they cover no curve."""
+    plt = plot._pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5.2), layout="constrained")
+    for colour, (name, curve) in zip(("tab:blue", "tab:orange", "tab:green", "tab:red"), curves.items()):
+        ax1.plot(np.arange(len(curve)), curve, color=colour, label=name, linewidth=1.2)
+    ax1.set_xlabel(f"step (batches of 64, {epochs} epoch{'s' * (epochs != 1)})")
+    ax1.set_ylabel("training loss (cross-entropy)")
+    ax1.set_title("5 sigmoid layers, lr 0.01: training loss", fontsize=10)
+    ax1.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    layers = sgd_norms.shape[1]
+    colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, layers))
+    for layer in range(layers):
+        ax2.plot(np.arange(len(sgd_norms)), sgd_norms[:, layer], color=colours[layer],
+                 label=f"layer {layer}" + (" (input)" if layer == 0 else " (output)" if layer == layers - 1 else ""))
+    ax2.set_yscale("log")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("gradient norm of the layer's weights")
+    ax2.set_title("SGD, per-layer gradient norms: the first layers barely learn", fontsize=10)
+    ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(4, layers), frameon=False)
+    return fig
+
+
+def vanishing_gradients(epochs: int, out: str) -> None:
+    curves, norms = vanishing_data(epochs)
     print(f"\nvanishing gradients: 5 sigmoid layers of 128, lr 0.01, {epochs} epochs")
     print("| optimizer | final loss | first-layer / last-layer gradient norm (first epoch) |\n|---|---|---|")
-    for name, opt in runs.items():
-        _, history = train.fit(loss, params0, opt, (ds.features, ds.targets), epochs, 64, jax.random.PRNGKey(2),
-                               progress=False)
-        curves[name], norms[name] = history.step_loss, history.grad_norms
-        steps = max(1, len(history.step_loss) // epochs)
-        ratio = history.grad_norms[:steps, 0].mean() / history.grad_norms[:steps, -1].mean()
-        print(f"| {name} | {history.step_loss[-1]:.3f} | {ratio:.1e} |")
-    plt = plot._pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
-    plot.plot_loss_curves(curves, ax=ax1, log_y=False)
-    ax1.set_title("training loss")
-    plot.plot_grad_norms(norms["SGD"], ax=ax2, title="SGD, per-layer gradient norms: the first layers barely learn")
-    print("wrote", plot.save(fig, f"{out}/vanishing_gradients.png"))
+    for name in curves:
+        steps = max(1, len(curves[name]) // epochs)
+        ratio = norms[name][:steps, 0].mean() / norms[name][:steps, -1].mean()
+        print(f"| {name} | {curves[name][-1]:.3f} | {ratio:.1e} |")
+    print("wrote", plot.save(vanishing_picture(curves, norms["SGD"], epochs), f"{out}/vanishing_gradients.png"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer epochs (CI)")
-    parser.add_argument("--out", default="out", help="folder for the PNGs")
+    parser.add_argument("--out", default="gradkit-out", help="folder for the PNGs (default gradkit-out)")
     args = parser.parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_enable_x64", True)
     advertising_four_ways(20 if args.quick else 100)
     seed003_backprop_check()

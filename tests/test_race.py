@@ -7,6 +7,8 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from gradkit.race.report import format_median
 import optax
 import pytest
 
@@ -92,7 +94,7 @@ def test_leaderboard_numbers_recomputed_from_the_sweep(raced):
                 lr = configs[chosen]["learning_rate"]
                 edge = lr in (LRS[0], LRS[-1])
                 assert cols[0] == f"{lr:.0e}" + ("*" if edge else "")
-            assert cols[1] == f"{conv:.1%}" and cols[2] == f"{settled:.0f}" and cols[4] == f"{diverged:.1%}", name
+            assert cols[1] == f"{conv:.1%}" and cols[3] == format_median(settled) and cols[5] == f"{diverged:.1%}", name
             converged_in_order.append((order.index(name), conv))
         by_rank = [c for _, c in sorted(converged_in_order)]
         assert by_rank == sorted(by_rank, reverse=True)  # best first

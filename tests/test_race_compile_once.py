@@ -43,3 +43,12 @@ def test_cutest_race_compiles_once():
     second = cutest_race(config(), echo=quiet)
     assert compiles() == before
     assert first.summary == second.summary
+
+
+def test_race_refuses_a_landscape_named_twice_before_any_compute():
+    import pytest
+
+    before = compiles()
+    with pytest.raises(ValueError, match="--landscapes himmelblau himmelblau names one twice"):
+        race(echo=quiet, landscapes=["himmelblau", "himmelblau"], out=None)
+    assert compiles() == before

@@ -7,24 +7,85 @@
                                         pictures, performance and data profiles
 
 Bad settings are reported in one line, ``gradkit <command>: <what was wrong> (expected ...)``,
-with exit status 2, before anything is computed.
+with exit status 2, before anything is computed; so are argparse's own errors and a file that
+cannot be written.  Every command writes under ``gradkit-out/`` (relative to the working folder)
+unless ``--out`` is given.
+
+Under ``python -m gradkit.runs.launch`` (which sets ``GRADKIT_PROCESS_ID``) or with
+``gradkit race --distributed``, :func:`gradkit.runs.multihost.initialize` joins the
+``jax.distributed`` job before any other JAX call.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
+
+DEFAULT_OUT = "gradkit-out"
+"""Where every command (and every example) writes unless ``--out`` is given, relative to the working folder."""
+
+ENV_PROCESS_ID = "GRADKIT_PROCESS_ID"  # = gradkit.runs.multihost.ENV_ID, set by python -m gradkit.runs.launch
 
 
 class UsageError(ValueError):
     """A bad command-line setting; its message is printed as one line."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in the CLI's one-line form (still exit status 2, no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (expected the flags of {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _fail(command: str, message: str) -> int:
-    print(f"gradkit {command}: {message}", file=sys.stderr)
+    print(f"gradkit {command}: {' '.join(message.split())}", file=sys.stderr)
     return 2
+
+
+def _writable(out: str) -> Path:
+    """``out`` created and checked writable, or a one-line :class:`UsageError`."""
+    from gradkit.race.config import check_writable
+
+    try:
+        return check_writable(out)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _distinct(flag: str, values: Sequence[object]) -> None:
+    """A :class:`UsageError` when ``values`` names one item twice (it would run, and count, twice)."""
+    from collections import Counter
+
+    twice = [v for v, n in Counter(values).items() if n > 1]
+    if twice:
+        raise UsageError(f"{flag} {' '.join(map(str, values))} names {', '.join(map(str, dict.fromkeys(twice)))} "
+                         f"twice (expected distinct values)")
+
+
+def wants_distributed(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the command joins a ``jax.distributed`` job: ``gradkit race --distributed``, or any
+    command started by the local launcher (``python -m gradkit.runs.launch``, which sets
+    ``GRADKIT_PROCESS_ID`` in every process's environment)."""
+    return bool(getattr(args, "distributed", False)) or ENV_PROCESS_ID in environ
+
+
+def _initialize_distributed() -> None:
+    """:func:`gradkit.runs.multihost.initialize`, its failure reported as one line."""
+    from gradkit.runs import multihost
+
+    try:
+        multihost.initialize()
+    except Exception as err:  # jax raises ValueError or RuntimeError, with multi-line text
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UsageError(f"could not join the jax.distributed job: {first} (expected a cluster jax detects: SLURM, "
+                         f"Open MPI, Kubernetes, Cloud TPU, or a local job from python -m gradkit.runs.launch)"
+                         ) from None
 
 
 def _cmd_landscapes(args: argparse.Namespace) -> int:
@@ -33,13 +94,13 @@ def _cmd_landscapes(args: argparse.Namespace) -> int:
     if args.plot:
         if args.plot not in landscapes.names():
             raise UsageError(f"unknown landscape {args.plot!r} (expected any of: {', '.join(landscapes.names())})")
-        from gradkit.race import check_writable
-
-        check_writable(args.out)
+        out = _writable(args.out or DEFAULT_OUT)
         land = landscapes.get(args.plot)
-        path = plot.save(plot.plot_landscape(land), Path(args.out) / f"{land.name}.png")
+        path = plot.save(plot.plot_landscape(land), out / f"{land.name}.png")
         print(f"wrote {path}")
         return 0
+    if args.out is not None:
+        raise UsageError(f"--out {args.out} is used only with --plot (expected --plot NAME --out FOLDER, or no --out)")
     print(f"{'name':<20}{'dim':>5}  {'f*':>10}  {'global minimizers':<44} formula")
     for name in landscapes.names():
         land = landscapes.get(name)
@@ -52,10 +113,9 @@ def _cmd_landscapes(args: argparse.Namespace) -> int:
 def _cmd_exercise(args: argparse.Namespace) -> int:
     if args.epochs < 2:
         raise UsageError(f"--epochs {args.epochs} is invalid (expected an integer >= 2: the table details epochs 1 and 2)")
-    if args.plot:
-        from gradkit.race import check_writable
-
-        check_writable(args.out)
+    if args.out is not None and not args.plot:
+        raise UsageError(f"--out {args.out} is used only with --plot (expected --plot --out FOLDER, or no --out)")
+    out = _writable(args.out or DEFAULT_OUT) if args.plot else None
     import jax
 
     jax.config.update("jax_enable_x64", True)  # the seed's numbers are quoted to 7 digits
@@ -64,8 +124,8 @@ def _cmd_exercise(args: argparse.Namespace) -> int:
     results = exercise.run_seed_exercise(epochs=args.epochs)
     print("f(w1, w2) = 0.1 w1^2 + 2 w2^2, start (-5, -2)  [seed 002 exercise]")
     print(exercise.format_table(results))
-    if args.plot:
-        print(f"wrote {exercise.plot_exercise(results, str(Path(args.out) / 'seed_exercise.png'))}")
+    if out is not None:
+        print(f"wrote {exercise.plot_exercise(results, str(out / 'seed_exercise.png'))}")
     return 0
 
 
@@ -98,6 +158,7 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
         raise UsageError(f"{flag} {text!r} is invalid (expected integers such as 2,3,5 or a range such as 1-15)") from None
     if not values:
         raise UsageError(f"{flag} {text!r} is invalid (expected at least one integer)")
+    _distinct(flag, values)
     return tuple(values)
 
 
@@ -119,6 +180,8 @@ def _cmd_race(args: argparse.Namespace) -> int:
     if args.suite == "cutest":
         return _cmd_race_cutest(args)
     _refuse(args, _SUITE_ONLY, "landscapes")
+    _distinct("--landscapes", args.landscapes or ())
+    _distinct("--lrs", args.lrs or ())
     defaults = race.RaceConfig()
     pick = lambda value, default: default if value is None else value
     config = race.RaceConfig(
@@ -148,6 +211,8 @@ def _cmd_race_bbob(args: argparse.Namespace) -> int:
     from gradkit.race import bbob_race, campaign
 
     _refuse(args, _LANDSCAPE_ONLY + ("problems",), "bbob")
+    for flag, values in (("--optimizers", args.optimizers), ("--lrs", args.lrs)):
+        _distinct(flag, values or ())
     jax.config.update("jax_enable_x64", True)  # the targets reach f - f_opt = 1e-8
     defaults = campaign.CampaignConfig()
     optimizers = tuple(args.optimizers or campaign.DEFAULT_SUITE_OPTIMIZERS)
@@ -161,12 +226,10 @@ def _cmd_race_bbob(args: argparse.Namespace) -> int:
     out = None if args.no_plots else args.out
     try:
         campaign.validate(config)
-        if out is not None:
-            from gradkit.race.config import check_writable
-
-            check_writable(out)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if out is not None and jax.process_index() == 0:  # only process 0 writes (jax.distributed)
+        _writable(out)
     _persistent_compilation_cache()
     start = time.perf_counter()
     bbob_race.bbob_race(config, out=out)
@@ -182,6 +245,8 @@ def _cmd_race_cutest(args: argparse.Namespace) -> int:
     from gradkit.race import cutest_race
 
     _refuse(args, _LANDSCAPE_ONLY + ("functions", "dimensions", "instances", "starts"), "cutest")
+    for flag, values in (("--problems", args.problems), ("--optimizers", args.optimizers), ("--lrs", args.lrs)):
+        _distinct(flag, values or ())
     from gradkit.suites import cutest
 
     try:
@@ -207,16 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``gradkit`` command."""
     from gradkit import race
 
-    parser = argparse.ArgumentParser(prog="gradkit", description="A JAX toolkit for studying optimizers.")
+    parser = _Parser(prog="gradkit", description="A JAX toolkit for studying optimizers.")
     sub = parser.add_subparsers(dest="command", required=True)
     land = sub.add_parser("landscapes", help="list the 2D/N-D test functions, or plot one")
     land.add_argument("--plot", metavar="NAME", help="write a contour PNG of landscape NAME")
-    land.add_argument("--out", default="gradkit-out", help="output folder (default: gradkit-out)")
+    land.add_argument("--out", default=None, help=f"output folder of --plot (default: {DEFAULT_OUT})")
     land.set_defaults(func=_cmd_landscapes)
     ex = sub.add_parser("exercise", help="the seed 002 exercise: GD, momentum, RMSProp, Adam on 0.1 w1^2 + 2 w2^2")
     ex.add_argument("--epochs", type=int, default=30, help="number of epochs, >= 2 (default 30)")
     ex.add_argument("--plot", action="store_true", help="write contours + trajectories to OUT/seed_exercise.png")
-    ex.add_argument("--out", default="gradkit-out", help="output folder (default: gradkit-out)")
+    ex.add_argument("--out", default=None, help=f"output folder of --plot (default: {DEFAULT_OUT})")
     ex.set_defaults(func=_cmd_exercise)
 
     defaults = race.RaceConfig()
@@ -256,9 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--record-every", type=int, default=None,
                     help="record every k-th step for the pictures (default: at most 100 points per run)")
     rc.add_argument("--top", type=int, default=None, help="optimizers drawn in the pictures")
-    rc.add_argument("--out", default="gradkit-out", help="output folder for PNGs, CSV and JSON (default gradkit-out)")
+    rc.add_argument("--out", default=DEFAULT_OUT, help=f"output folder for PNGs, CSV and JSON (default {DEFAULT_OUT})")
     rc.add_argument("--no-plots", action="store_true", help="write no files")
     rc.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rc.add_argument("--distributed", action="store_true",
+                    help="join a jax.distributed job first (gradkit.runs.multihost.initialize: SLURM, Open MPI, "
+                         "Kubernetes, Cloud TPU; implied under python -m gradkit.runs.launch): the runs are split "
+                         "over every process's devices, process 0 prints and writes")
     rc.set_defaults(func=_cmd_race)
     return parser
 
@@ -267,9 +336,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gradkit`` console script; returns the exit status (2: bad input)."""
     args = build_parser().parse_args(argv)
     try:
+        if wants_distributed(args):
+            _initialize_distributed()  # before any other JAX call
         return int(args.func(args))
     except UsageError as err:
         return _fail(args.command, str(err))
+    except OSError as err:  # a file that could not be written after the checks (disk full, removed folder)
+        where = f" {err.filename!r}" if getattr(err, "filename", None) else ""
+        return _fail(args.command, f"could not write{where}: {err.strerror or err} (expected a writable --out folder "
+                                   f"with free space)")
+    except KeyboardInterrupt:
+        print(f"gradkit {args.command}: interrupted (expected to run to the end; files written so far are kept)",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

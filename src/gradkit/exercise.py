@@ -116,11 +116,28 @@ def format_table(results: list[ExerciseResult], detailed_epochs: int = 2) -> str
     return "\n".join(lines)
 
 
-def plot_exercise(results: list[ExerciseResult], path: str) -> str:
-    """Contours of the seed quadratic with the four trajectories, written to ``path``."""
+def exercise_title(results: list[ExerciseResult]) -> str:
+    """The picture's title, from the run itself: the epochs are ``len(grads)`` of the traces
+    (every setting runs the same number), the start is ``points[0]``."""
+    epochs = {int(r.trace.grads.shape[0]) for r in results}
+    if len(epochs) != 1:
+        raise ValueError(f"the settings ran different numbers of epochs {sorted(epochs)} (expected one number)")
+    start = ", ".join(f"{float(c):g}" for c in np.asarray(results[0].trace.points[0]))
+    return f"seed 002 exercise: 0.1 w1² + 2 w2², {epochs.pop()} epochs from ({start})"
+
+
+def draw_exercise(results: list[ExerciseResult]) -> Any:
+    """Contours of the seed quadratic with the four trajectories (``epochs + 1`` points each),
+    titled by :func:`exercise_title`; returns the axes."""
     from gradkit import plot
 
     land = landscapes.get("seed_quadratic")
-    ax = plot.plot_landscape(land, {r.name: np.asarray(r.trace.points) for r in results},
-                             title="seed 002 exercise: 0.1 w1² + 2 w2², 30 epochs from (-5, -2)")
-    return str(plot.save(ax, path))
+    return plot.plot_landscape(land, {r.name: np.asarray(r.trace.points) for r in results},
+                               title=exercise_title(results))
+
+
+def plot_exercise(results: list[ExerciseResult], path: str) -> str:
+    """:func:`draw_exercise` written to ``path``."""
+    from gradkit import plot
+
+    return str(plot.save(draw_exercise(results), path))

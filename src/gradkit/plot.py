@@ -83,6 +83,25 @@ def _finite_prefix(path: np.ndarray) -> np.ndarray:
     return path[: int(np.argmax(bad))] if bad.any() else path
 
 
+def _frame_exit(run: np.ndarray, domain: Sequence[tuple[float, float]]) -> np.ndarray:
+    """Where a drawn run was last seen: its last point when that lies inside ``domain`` (the frame),
+    else the point where its last segment from inside the frame to outside crosses the frame's edge
+    (the run's start when it never was inside)."""
+    lo = np.array([d[0] for d in domain], dtype=np.float64)
+    hi = np.array([d[1] for d in domain], dtype=np.float64)
+    inside = np.all((run >= lo) & (run <= hi), axis=1)
+    if inside[-1] or not inside.any():
+        return run[-1] if inside[-1] else run[0]
+    i = int(np.flatnonzero(inside)[-1])  # the last point inside; run[i + 1] is outside
+    a, b = run[i], run[i + 1]
+    d = b - a
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_hi = np.where(d > 0, (hi - a) / d, np.inf)
+        t_lo = np.where(d < 0, (lo - a) / d, np.inf)
+    t = float(np.clip(np.min(np.minimum(t_hi, t_lo)), 0.0, 1.0))
+    return a + t * d
+
+
 SHARED_GAP_RANGE = (1e-6, 1e6)
 """The ``f - f*`` range of the colour scale every trajectory picture shares (log, 3 levels a decade)."""
 
@@ -198,13 +217,16 @@ def plot_landscape(
                 continue
             gone = bool(flags[r]) or len(run) < path.shape[1]
             ax.plot(run[:, 0], run[:, 1], "-", color=color, linewidth=width, alpha=0.75, zorder=z)
-            ax.plot(run[0, 0], run[0, 1], "o", markerfacecolor="white", markeredgecolor=color, markersize=5, zorder=z)
-            if gone:
+            ax.plot(run[0, 0], run[0, 1], "o", markerfacecolor="white", markeredgecolor=color, markersize=5,
+                    zorder=z + 20)
+            if gone:  # × at the last finite point, or where the run left the frame on its way out
                 any_diverged = True
-                ax.plot(run[-1, 0], run[-1, 1], "x", color=color, markersize=9, markeredgewidth=2.2, zorder=z + 0.5)
-            else:
+                end = _frame_exit(run, landscape.domain)
+                ax.plot(end[0], end[1], "x", color=color, markersize=9, markeredgewidth=2.2, zorder=z + 20.5,
+                        clip_on=False)
+            else:  # end markers above the minima's stars, so a run that reached one still shows its end
                 ax.plot(run[-1, 0], run[-1, 1], "s", color=color, markeredgecolor="k", markeredgewidth=0.5,
-                        markersize=5, zorder=z)
+                        markersize=5, zorder=z + 20)
         shown = min(len(path), max_per_optimizer)
         runs_note = f" ({shown} of {len(path)} starts)" if len(path) > shown else ""
         handles.append(Line2D([], [], color=color, linewidth=1.5, label=f"{label}{runs_note}"))
@@ -225,16 +247,21 @@ def plot_landscape(
         handles.append(Line2D([], [], marker="s", color="k", linestyle="none", label="end"))
         if any_diverged:
             handles.append(Line2D([], [], marker="x", color="k", markeredgewidth=2, linestyle="none",
-                                  label="diverged (last finite point)"))
+                                  label="diverged (last finite point, or where it left the frame)"))
     (x0, x1), (y0, y1) = landscape.domain
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title(title or f"{landscape.name}: {landscape.formula}", fontsize=9, wrap=True)
-    if handles:
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=min(3, len(handles)),
-                  fontsize=7, frameon=False)
+    if handles:  # under the axes, in as many columns (at most 3) as fit its width
+        renderer = ax.figure.canvas.get_renderer()
+        width = ax.get_window_extent(renderer).width
+        for ncol in range(min(3, len(handles)), 0, -1):
+            legend = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.12), ncol=ncol,
+                               fontsize=7, frameon=False)
+            if legend.get_window_extent(renderer).width <= width or ncol == 1:
+                break
     return ax
 
 
@@ -438,7 +465,7 @@ def plot_loss_curves(
             extra.set_visible(False)
     else:
         if ax is None:
-            _, ax = _figure((7.6, 4.4))
+            _, ax = _figure((7.6, 5.4))
         axes_list = [ax] * len(arrays)
     palette = _pyplot().get_cmap("tab10")
     bottom = np.inf
@@ -492,8 +519,11 @@ def plot_loss_curves(
     first = axes_list[0]
     note = "median over all runs (diverged = +inf), IQR band"
     if layout == "overlay":
-        first.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.12 if twins else 1.01, 1.0),
-                     borderaxespad=0.0, title=note, title_fontsize=7)
+        # under the axes (the right side holds the diverged-% axis): it covers no line and leaves the plot its width
+        first.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.14), borderaxespad=0.0,
+                     ncol=2 if len(arrays) + (floor_text is not None) > 3 else 1, frameon=False,
+                     title=note + ("; dashed, right axis: % of runs diverged by then" if twins else ""),
+                     title_fontsize=7, alignment="left")
         if title:
             first.set_title(title, fontsize=9, wrap=True)
     else:
@@ -548,7 +578,9 @@ def plot_heatmap(
     plt = _pyplot()
     if ax is None:
         width = 2.6 + 0.72 * len(col_labels) + 0.06 * max((len(str(r)) for r in row_labels), default=0)
-        _, ax = _figure((width, 1.6 + 0.42 * len(row_labels)))
+        lines = title.count("\n") + 1 if title else 0
+        # wide and tall enough for a few cells' title (wrapped) and colorbar label
+        _, ax = _figure((max(width, 6.0), max(1.6 + 0.42 * len(row_labels), 2.2 + 0.25 * lines)))
     colormap = plt.get_cmap(cmap).with_extremes(bad="#e6e6e6")
     image = ax.imshow(np.ma.masked_invalid(matrix), aspect="auto", cmap=colormap, vmin=vmin, vmax=vmax)
     ax.figure.colorbar(image, ax=ax, label=cbar_label or None)
@@ -802,7 +834,7 @@ def _end_labels(ax: Axes, curves: list[ProfileCurve], styles: list[dict[str, Any
 
     ax.figure.canvas.draw()  # the axes height in points, for the spacing
     height_pt = max(ax.get_window_extent().height * 72.0 / ax.figure.dpi, 1.0)
-    gap = 8.5 / height_pt  # one 7-pt line of text, in axes fraction
+    gap = 9.5 / height_pt  # one 7-pt line of text and a little air, in axes fraction
     y0, y1 = ax.get_ylim()
     wanted = [((c.y[-1] - y0) / (y1 - y0), k) for k, c in enumerate(curves)]
     wanted.sort()
@@ -891,38 +923,43 @@ class NamedMinimum:
 @functools.lru_cache(maxsize=32)
 def _local_minima_cached(name: str, domain: tuple[tuple[float, float], ...], per_axis: int) -> tuple:
     """Minima of landscape ``name`` from a ``per_axis²`` grid of starts: saddle-free Newton (steps
-    ``-|H|⁻¹ g`` with a backtracking choice among halvings), every start at once in one jitted call."""
+    ``-|H|⁻¹ g``, the best of 12 halvings that does not go uphill), every start at once; jax only
+    evaluates ``f``, ``∇f`` and ``∇²f`` over the batch (three small compiles), numpy does the rest."""
     from gradkit import landscapes as _landscapes
 
     land = _landscapes.get(name)
     lo = np.array([d[0] for d in domain])
     hi = np.array([d[1] for d in domain])
     span = float(np.max(hi - lo))
-    f = land.fn
-    grad, hess = jax.grad(f), jax.hessian(f)
-    scales = 2.0 ** -jnp.arange(12)
+    values_of = jax.jit(land.fn)  # f broadcasts over leading axes
+    grad_of = jax.jit(jax.vmap(jax.grad(land.fn)))
+    hess_of = jax.jit(jax.vmap(jax.hessian(land.fn)))
+    scales = 2.0 ** -np.arange(12)
 
-    def step(x: jax.Array, _: None) -> tuple[jax.Array, None]:
-        g, h = grad(x), hess(x)
-        w, v = jnp.linalg.eigh(h)
-        w = jnp.maximum(jnp.abs(w), 1e-8 * (1.0 + jnp.max(jnp.abs(w))))
-        d = -(v @ ((v.T @ g) / w))
-        d = d * jnp.minimum(1.0, 0.1 * span / (jnp.linalg.norm(d) + 1e-300))
-        trials = jnp.clip(x[None] + scales[:, None] * d[None], lo, hi)
-        values = jax.vmap(f)(trials)
-        values = jnp.where(jnp.isfinite(values), values, jnp.inf)
-        best = jnp.argmin(values)
-        return jnp.where(values[best] <= f(x), trials[best], x), None
+    def f(x: np.ndarray) -> np.ndarray:
+        v = np.asarray(values_of(jnp.asarray(x)), dtype=np.float64)
+        return np.where(np.isfinite(v), v, np.inf)
 
-    @jax.jit
-    def solve(xs: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-        xs = jax.vmap(lambda x: jax.lax.scan(step, x, None, length=60)[0])(xs)
-        return xs, jax.vmap(f)(xs), jax.vmap(lambda x: jnp.linalg.norm(grad(x)))(xs), \
-            jax.vmap(lambda x: jnp.linalg.eigvalsh(hess(x))[0])(xs)
+    def solve(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        for _ in range(60):
+            g = np.asarray(grad_of(jnp.asarray(xs)), dtype=np.float64)
+            w, v = np.linalg.eigh(np.asarray(hess_of(jnp.asarray(xs)), dtype=np.float64))
+            w = np.maximum(np.abs(w), 1e-8 * (1.0 + np.max(np.abs(w), axis=1, keepdims=True)))
+            d = -np.einsum("nij,nj->ni", v, np.einsum("nji,nj->ni", v, g) / w)
+            d *= np.minimum(1.0, 0.1 * span / (np.linalg.norm(d, axis=1, keepdims=True) + 1e-300))
+            d = np.where(np.isfinite(d), d, 0.0)
+            trials = np.clip(xs[:, None] + scales[None, :, None] * d[:, None], lo, hi)
+            values = f(trials)
+            best = np.argmin(values, axis=1)
+            better = values[np.arange(len(xs)), best] <= f(xs)
+            xs = np.where(better[:, None], trials[np.arange(len(xs)), best], xs)
+        g = np.asarray(grad_of(jnp.asarray(xs)), dtype=np.float64)
+        lowest = np.linalg.eigvalsh(np.asarray(hess_of(jnp.asarray(xs)), dtype=np.float64))[:, 0]
+        return xs, f(xs), np.linalg.norm(g, axis=1), lowest
 
     axes = [np.linspace(a, b, per_axis) for a, b in domain]
     starts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(domain))
-    xs, values, gnorm, lowest = (np.asarray(a, dtype=np.float64) for a in solve(jnp.asarray(starts)))
+    xs, values, gnorm, lowest = solve(starts)
     found: list[tuple[tuple[float, ...], float]] = []
     order = np.argsort(values)
     for i in order:

@@ -121,6 +121,9 @@ def validate(config: RaceConfig) -> None:
         bounded = ", ".join(n for n in landscapes.names() if landscapes.get(n).bounded_below)
         raise ValueError(f"landscape {', '.join(unbounded)} is unbounded below, so |f - f*| <= tol never holds "
                          f"(expected a landscape with a finite minimum: {bounded})")
+    if len(set(config.landscapes)) != len(config.landscapes):
+        raise ValueError(f"--landscapes {' '.join(config.landscapes)} names one twice (expected distinct names: "
+                         "each landscape is raced once)")
     if not isinstance(config.optimizers, Mapping) and len(set(map(str, config.optimizers))) != len(config.optimizers):
         raise ValueError(f"--optimizers {' '.join(map(str, config.optimizers))} names one twice (expected distinct names)")
     contenders(config)

@@ -56,10 +56,29 @@ def _config_text(row: dict[str, Any], contender: Contender, arbitrary: bool) -> 
     return text + ("*" if row.get("at_grid_edge") else " ")
 
 
+def format_median(value: float) -> str:
+    """A median as it is: ``22.5`` stays ``22.5`` (the median of an even count of integers ends in
+    .5), ``22.0`` prints ``22``; at most two decimals; ``inf``/``nan`` as words."""
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    return np.format_float_positional(value, precision=2, trim="-")
+
+
+TIE_BREAK_RULE = ("order: most converged first; a tie is broken by the larger profile area (area under the "
+                  "performance profile of steps to settle, over these optimizers), then the smaller median "
+                  "time-to-eps, then the smaller median cost")
+"""The sort of :meth:`gradkit.runs.SweepResult.best`, printed under a leaderboard whose converged rates tie."""
+
+
 def format_leaderboard(res: LandscapeRace, config: RaceConfig) -> str:
-    """One landscape's leaderboard (rows in ``SweepResult.best()`` order)."""
+    """One landscape's leaderboard (rows in ``SweepResult.best()`` order).
+
+    Rows sort by the key ``(-converged, -profile_area, median_settled, median_cost)``, the key of
+    ``SweepResult.best``; when two converged rates tie, :data:`TIE_BREAK_RULE` is printed under
+    the table.  Medians keep their .5 (:func:`format_median`)."""
     n_runs = sum(len(res.sweep.grids[n]) for n in res.sweep.grids) * res.sweep.n_starts
-    header = (f"   {'optimizer':<24}{'best lr':>9}{'converged':>11}{'median time-to-eps':>20}"
+    header = (f"   {'optimizer':<24}{'best lr':>9}{'converged':>11}{'profile area':>14}{'median time-to-eps':>20}"
               f"{'median cost':>13}{'diverged':>10}")
     lines = [f"== {res.landscape.name}: {n_runs} runs; f* = {res.f_star:.10g}, within tol: |f - f*| <= {res.tol:.3g}",
              header]
@@ -70,8 +89,13 @@ def format_leaderboard(res: LandscapeRace, config: RaceConfig) -> str:
         arbitrary = bool(table[name].swept) and _none_converged(res.sweep, name)
         cfg = _config_text(row, table[name], arbitrary)
         marks |= {"none"} if arbitrary else ({"*"} if cfg.endswith("*") else set())
-        lines.append(f"   {name:<24}{cfg:>9}{row['converged']:>11.1%}"
-                     f"{row['median_settled']:>20.0f}{row['median_cost']:>13.4g}{row['diverged']:>10.1%}")
+        area = row.get("profile_area", float("nan"))
+        lines.append(f"   {name:<24}{cfg:>9}{row['converged']:>11.1%}{area:>14.3f}"
+                     f"{format_median(row['median_settled']):>20}{format_median(row['median_cost']):>13}"
+                     f"{row['diverged']:>10.1%}")
+    rates = [row["converged"] for row in res.leaderboard]
+    if len(set(rates)) < len(rates):
+        lines.append("   " + TIE_BREAK_RULE)
     if "*" in marks:
         lines.append("   * the best learning rate is the grid's first or last value: the optimum may lie outside it")
     if "none" in marks:
