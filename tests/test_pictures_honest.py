@@ -174,4 +174,7 @@ def test_trajectory_colour_scale_is_shared_across_landscapes():
     lines = {ln.get_zorder(): ln for ln in ax.get_lines() if ln.get_linestyle() == "-"}
     top = lines[max(lines)]
     assert top.get_linewidth() < lines[min(lines)].get_linewidth()  # the first label on top, thinner
-    assert "diverged (last finite point)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "diverged (last finite point, or where it left the frame)" in [t.get_text() for t in
+                                                                           ax.get_legend().get_texts()]
+    away = np.array([[1.0, 0.0], [1.8, 0.0], [3.0, 0.5], [50.0, 9.0]])  # diverged far outside the frame
+    np.testing.assert_allclose(plot._frame_exit(away, land.domain), [2.0, 1.0 / 12])  # × where it crossed x = 2
