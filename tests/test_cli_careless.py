@@ -71,6 +71,8 @@ def test_out_below_a_file_is_one_line(capsys, no_compute, tmp_path):
     (["race", "--suite", "bbob", "--optimizers", "sgd", "sgd"], "race", "--optimizers"),
     (["race", "--suite", "bbob", "--functions", "x"], "race", "--functions"),
     (["race", "--suite", "bbob", "--steps", "10"], "race", "--steps"),
+    (["race", "--no-plots", "--out", "somewhere"], "race", "contradict"),
+    (["race", "--suite", "bbob", "--no-plots", "--out", "somewhere"], "race", "contradict"),
     (["landscapes", "--out", "somewhere"], "landscapes", "only with --plot"),
     (["exercise", "--out", "somewhere"], "exercise", "only with --plot"),
     (["exercise", "--epochs", "1"], "exercise", "--epochs 1"),
@@ -80,6 +82,20 @@ def test_bad_input_is_one_line(argv, command, needle, capsys, no_compute, tmp_pa
     assert main(argv) == 2
     assert needle in _one_line(capsys, command)
     assert not (tmp_path / cli.DEFAULT_OUT).exists() or not list((tmp_path / cli.DEFAULT_OUT).iterdir())
+
+
+def test_cutest_refuses_out_it_would_ignore(capsys, no_compute, tmp_path, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("sif2jax") is None:  # not importorskip: importing all of sif2jax takes minutes
+        pytest.skip("sif2jax is not installed")
+    monkeypatch.chdir(tmp_path)
+    assert main(["race", "--suite", "cutest", "--out", "somewhere"]) == 2
+    assert "writes no files" in _one_line(capsys, "race")
+    assert main(["race", "--suite", "cutest", "--problems", "NOPE", "--out", "somewhere"]) == 2
+    err = capsys.readouterr().err.strip()  # the name is the first thing wrong (cutest's own message)
+    assert err.startswith("gradkit race: unknown CUTEst problem 'NOPE'") and err.count("\n") == 0, err
+    assert not (tmp_path / "somewhere").exists()
 
 
 @pytest.mark.parametrize("argv, prog", [

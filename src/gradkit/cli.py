@@ -68,6 +68,17 @@ def _distinct(flag: str, values: Sequence[object]) -> None:
                          f"twice (expected distinct values)")
 
 
+def _race_out(args: argparse.Namespace) -> str | None:
+    """The race's output folder: ``None`` under ``--no-plots``, else ``--out`` or :data:`DEFAULT_OUT`;
+    ``--out`` together with ``--no-plots`` is a :class:`UsageError` (one of them would be ignored)."""
+    if args.no_plots:
+        if args.out is not None:
+            raise UsageError(f"--out {args.out} and --no-plots contradict each other (expected one of them: --no-plots "
+                             f"writes no files)")
+        return None
+    return args.out or DEFAULT_OUT
+
+
 def wants_distributed(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> bool:
     """Whether the command joins a ``jax.distributed`` job: ``gradkit race --distributed``, or any
     command started by the local launcher (``python -m gradkit.runs.launch``, which sets
@@ -189,7 +200,7 @@ def _cmd_race(args: argparse.Namespace) -> int:
         optimizers=tuple(pick(args.optimizers, defaults.optimizers)),
         learning_rates=tuple(pick(args.lrs, defaults.learning_rates)), starts_per_axis=pick(args.starts, defaults.starts_per_axis),
         steps=pick(args.steps, defaults.steps), tol=pick(args.tol, defaults.tol), rtol=pick(args.rtol, defaults.rtol),
-        record_every=args.record_every, out=None if args.no_plots else args.out, top=pick(args.top, defaults.top),
+        record_every=args.record_every, out=_race_out(args), top=pick(args.top, defaults.top),
         progress=not args.no_progress,
     )
     try:
@@ -223,7 +234,7 @@ def _cmd_race_bbob(args: argparse.Namespace) -> int:
         instances=_int_list(args.instances, "--instances") if args.instances else defaults.instances,
         optimizers=optimizers, learning_rates=lrs, budget=defaults.budget if args.budget is None else args.budget,
         starts_per_instance=1 if args.starts is None else args.starts, progress=not args.no_progress)
-    out = None if args.no_plots else args.out
+    out = _race_out(args)
     try:
         campaign.validate(config)
     except ValueError as err:
@@ -253,6 +264,14 @@ def _cmd_race_cutest(args: argparse.Namespace) -> int:
         cutest.names()  # imports only sif2jax's unconstrained problems
     except ImportError:
         raise UsageError('--suite cutest needs sif2jax (expected it installed: pip install -e ".[suites]")') from None
+    if args.out is not None:
+        if args.problems:  # an unknown or repeated problem name is reported first
+            try:
+                cutest.problems(args.problems)
+            except ValueError as err:
+                raise UsageError(str(err)) from None
+        raise UsageError(f"--out {args.out} is not used by --suite cutest (expected no --out: the CUTEst race prints "
+                         f"its tables and writes no files)")
     jax.config.update("jax_enable_x64", True)  # CUTEst optima are float64 numbers
     defaults = cutest_race.CutestConfig()
     config = cutest_race.CutestConfig(
@@ -321,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--record-every", type=int, default=None,
                     help="record every k-th step for the pictures (default: at most 100 points per run)")
     rc.add_argument("--top", type=int, default=None, help="optimizers drawn in the pictures")
-    rc.add_argument("--out", default=DEFAULT_OUT, help=f"output folder for PNGs, CSV and JSON (default {DEFAULT_OUT})")
+    rc.add_argument("--out", default=None, help=f"output folder for PNGs, CSV and JSON (default {DEFAULT_OUT}; "
+                                                 f"not with --no-plots or --suite cutest, which write no files)")
     rc.add_argument("--no-plots", action="store_true", help="write no files")
     rc.add_argument("--no-progress", action="store_true", help="no progress bar")
     rc.add_argument("--distributed", action="store_true",
