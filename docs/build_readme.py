@@ -1,9 +1,17 @@
-"""Rebuild README.md from docs/README.template.md and the JSON in benchmarks/results/.
+"""Rebuild the generated pages from their templates and the JSON in benchmarks/results/.
 
-    python docs/build_readme.py
+    python docs/build_readme.py           # write them
+    python docs/build_readme.py --check   # exit 1 if one is out of date (a test runs this)
+
+Writes README.md (from docs/README.template.md), docs/index.md (the same text, its links made
+relative to docs/) and docs/benchmarks.md (from docs/benchmarks.template.md), replacing every
+``@NAME@`` placeholder.  The README's expected outputs (its ``text`` blocks) are written in the
+template by hand: tests/test_examples_notebooks.py checks them against what the blocks print.
 """
 
 import json
+import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +24,14 @@ def table(rows, columns):
     return "\n".join(lines)
 
 
-def main() -> None:
+def machine_words(machine: str) -> str:
+    """``"x86_64 (2 cores), 1 x cpu:cpu, jax 0.10.2"`` -> ``"2 CPU cores (x86_64, jax 0.10.2)"``."""
+    m = re.fullmatch(r"(\S+) \((\d+) cores\), \d+ x cpu:cpu, jax (\S+)", machine)
+    return f"{m.group(2)} CPU cores ({m.group(1)}, jax {m.group(3)})" if m else machine
+
+
+def replacements() -> dict[str, str]:
+    """Every ``@NAME@`` placeholder of the templates and its text."""
     results = ROOT / "benchmarks" / "results"
     opt = json.loads((results / "optimizers.json").read_text())
     runs = json.loads((results / "runs.json").read_text())
@@ -33,14 +48,38 @@ def main() -> None:
     quasi_newton = json.loads((results / "quasi_newton.json").read_text())
     suites = json.loads((results / "suites.json").read_text())
     suites_fn = json.loads((results / "suites_per_function.json").read_text())
+    multihost = json.loads((results / "multihost.json").read_text())
     qn_multi = [r for r in quasi_newton["rows"] if r["runs"] > 1]
     qn_big = [r for r in quasi_newton["rows"] if r["runs"] == 1]
     g3 = lambda v: f"{v:.3g}"
     throughput = [r for r in runs["rows"] if "gradkit run-steps/s" in r]
     big = next(r for r in runs["rows"] if "peak RSS GB" in r)
-    text = (ROOT / "docs" / "README.template.md").read_text()
     slowest = min(suites_fn["rows"], key=lambda r: r["speed-up"])
     fastest = max(suites_fn["rows"], key=lambda r: r["speed-up"])
+    ncg = {r["problem"]: r for r in so_ncg["rows"]}
+    fresh_numpy = [r["vs numpy loop"] for r in throughput]
+    same = [r for r in opt["rows"] if not r["optimizer"].endswith("*")]  # those optax also has
+    headline = table([
+        {"what": "10⁶ runs × 1000 steps of Adam on Rosenbrock, one `gk.runs.run` call",
+         "measured": f"{big['seconds (incl. compile)']:.2f} s including compilation, peak memory {big['peak RSS GB']:.2f} GB"},
+        {"what": "`gk.runs.run` with every verdict vs a hand-written `jit(vmap(scan))` optax loop (10³–10⁵ runs)",
+         "measured": f"{min(r['vs hand-fused'] for r in throughput):.2f}–{max(r['vs hand-fused'] for r in throughput):.2f}x its speed; "
+                     f"{min(fresh_numpy):,.0f}–{max(fresh_numpy):,.0f}x a NumPy loop"},
+        {"what": "Newton-CG vs scipy's (`hessp`), Rosenbrock n = 100 / 1000",
+         "measured": f"{ncg['Rosenbrock n=100']['speed-up']:.0f}x / {ncg['Rosenbrock n=1000']['speed-up']:.0f}x faster, no more HVPs"},
+        {"what": "BBOB campaign (Adam, 24 functions × 15 instances) vs a Python loop",
+         "measured": f"{min(r['speed-up'] for r in suites['rows']):.0f}–{max(r['speed-up'] for r in suites['rows']):.0f}x"},
+        {"what": f"one update of a {opt['rows'][0]['params']:,}-parameter pytree vs optax's ({len(same)} optimizers)",
+         "measured": f"{min(r['ratio'] for r in same):.2f}–{max(r['ratio'] for r in same):.2f}x its time"},
+    ], [("what", "what", str), ("measured", "measured", str)])
+    race_text = (
+        f"`gradkit race` with its defaults ({race['runs']:,} runs; `python benchmarks/race.py`, {race['machine']}): "
+        f"two fresh `python -m gradkit race` processes, wall time including Python's start-up and imports, the first "
+        f"on an empty persistent compile cache: **{race['seconds']:.0f} s** the first time, **{race['seconds_cached']:.0f} s** "
+        f"the second. The ~{race['seconds'] - race['seconds_cached']:.0f} s difference is XLA compiling one program per "
+        "(optimizer, landscape), on worker threads, which the CLI keeps in `$XDG_CACHE_HOME/gradkit/jax` "
+        "(`~/.cache/gradkit/jax`; `$JAX_COMPILATION_CACHE_DIR` instead when that is set) and a second race loads from "
+        "there (the second run still starts Python, loads the cached programs, runs the races and draws the pictures).")
     suites_text = (
         f"A BBOB campaign (Adam, 24 functions × 15 instances, budget 1000·d, the target ladder recorded every "
         f"step; `benchmarks/suites.py`, {suites['machine']}) against the usual Python loop over problems and "
@@ -57,7 +96,10 @@ def main() -> None:
           f"(f{slowest['function']}, d = {slowest['dimension']}: {slowest['gradkit us/run-step']:.2g} µs per "
           f"run-step inside gradkit against {slowest['loop us/step']:.0f} µs per step of the loop) to "
           f"{fastest['speed-up']:.0f}× (f{fastest['function']}, d = {fastest['dimension']}).")
-    replacements = {
+    return {
+        "@T_HEADLINE@": headline,
+        "@RACE_TEXT@": race_text,
+        "@RACE_MACHINE@": machine_words(race["machine"]),
         "@SUITES_TABLE@": suites_text,
         "@T_COMPILE@": table(compile_once["rows"], [
             ("call", "call", str), ("optimizer", "optimizer", str),
@@ -132,14 +174,63 @@ def main() -> None:
             ("gradkit iters", "gradkit iters", str), ("gradkit HVPs", "gradkit HVPs", str),
             ("gradkit final grad norm", "gradkit grad norm", g3), ("gradkit s", "gradkit s", g3),
             ("speed-up", "speed-up", lambda v: f"{v:.1f}x")]),
+        "@MULTIHOST_TABLE@": (f"Measured on {multihost['machine']['cores']} CPU cores; Adam on Rosenbrock, "
+                              f"{multihost['rows'][0]['runs']:,} runs x {multihost['rows'][0]['steps']} steps timed "
+                              f"(median of 5 after a warm-up), then {multihost['rows'][0]['big runs']:,} runs x "
+                              f"{multihost['rows'][0]['big steps']} steps in one call.\n\n" + table(multihost["rows"], [
+            ("processes", "processes", str), ("devices", "devices", str), ("process", "process", str),
+            ("run-steps/s", "run-steps/s", lambda v: f"{v:.3g}"),
+            ("vs 1 process x 2 devices", "vs 1 process x 2 devices", lambda v: f"{v:.2f}x"),
+            ("gathered MB per call", "gathered MB per call", lambda v: f"{v:.3g}"),
+            ("10^7 runs: s (incl. compile)", "big seconds (incl. compile)", lambda v: f"{v:.3g}"),
+            ("10^7 runs: gathered MB", "big gathered MB", lambda v: f"{v:.4g}"),
+            ("RunResult bytes per run", "RunResult bytes per run", lambda v: f"{v:.1f}"),
+            ("peak RSS GB", "peak RSS GB", lambda v: f"{v:.3g}")])),
         "@T_SHARP@": table(so_sharp["rows"], [("model", "model", str), ("what", "what", str),
                                                ("value", "value", g3), ("median s", "median s", g3)]),
     }
-    for key, value in replacements.items():
-        text = text.replace(key, value)
-    (ROOT / "README.md").write_text(text)
-    print("wrote", ROOT / "README.md")
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        template = template.replace(key, value)
+    left = sorted(set(re.findall(r"@[A-Z][A-Z0-9_]*@", template)))
+    if left:
+        raise SystemExit(f"placeholders with no value: {left}")
+    return template
+
+
+def docs_index(readme: str) -> str:
+    """The README as the site's home page: links into docs/ made relative to it."""
+    text = readme.replace("](docs/", "](").replace("](notebooks/)", "](tutorials/index.md)")
+    return text.replace("This README is generated:", "This page is the README, generated:")
+
+
+def pages() -> dict[Path, str]:
+    """Each generated file and its content."""
+    values = replacements()
+    docs = ROOT / "docs"
+    readme = render((docs / "README.template.md").read_text(), values)
+    return {ROOT / "README.md": readme, docs / "index.md": docs_index(readme),
+            docs / "benchmarks.md": render((docs / "benchmarks.template.md").read_text(), values),
+            docs / "multihost.md": render((docs / "multihost.template.md").read_text(), values)}
+
+
+def main(argv: list[str]) -> int:
+    stale = []
+    for path, text in pages().items():
+        if path.exists() and path.read_text() == text:
+            continue
+        if "--check" in argv:
+            stale.append(str(path.relative_to(ROOT)))
+        else:
+            path.write_text(text)
+            print("wrote", path)
+    if stale:
+        print(f"out of date: {', '.join(stale)}; run python docs/build_readme.py", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -72,6 +72,17 @@ def hvp(f: Callable[[PyTree], Any], x: PyTree, v: PyTree, mode: HVPMode = "fwd_r
 
     ``mode``: ``"fwd_rev"`` = ``jvp(grad f)`` (default, one forward pass over the
     gradient), ``"rev_rev"`` = ``grad(<grad f, v>)``, ``"rev_fwd"`` = ``grad(jvp f)``.
+
+    For ``f(x) = ½ xᵀAx`` the Hessian is ``A`` everywhere, so every mode gives ``A v``:
+
+    >>> import jax.numpy as jnp
+    >>> A = jnp.array([[3.0, 1.0], [1.0, 2.0]])
+    >>> f = lambda x: 0.5 * x @ A @ x
+    >>> v = jnp.array([1.0, -2.0])
+    >>> [hvp(f, jnp.array([0.5, 4.0]), v, mode=mode).tolist() for mode in HVP_MODES]
+    [[1.0, -3.0], [1.0, -3.0], [1.0, -3.0]]
+    >>> (A @ v).tolist()
+    [1.0, -3.0]
     """
     _check_same_structure(x, v, "hvp")
     f = scalar_fn(f)
@@ -169,6 +180,13 @@ def hvp_operator(f: Callable[..., Any], x: PyTree, batch: PyTree = None) -> Hess
     over it: the batch is then an argument of the compiled solver (one program for every batch),
     and under ``jax.distributed`` a batch sharded over processes works -- a closure over such an
     array raises ``ValueError`` naming this fix.
+
+    For ``f(x) = Σ xᵢ⁴ / 4`` the Hessian is ``diag(3 xᵢ²)``:
+
+    >>> import jax.numpy as jnp
+    >>> op = hvp_operator(lambda x: jnp.sum(x ** 4) / 4, jnp.array([1.0, 2.0]))
+    >>> op(jnp.array([1.0, 1.0])).tolist()
+    [3.0, 12.0]
     """
     if not callable(f):
         raise TypeError(f"hvp_operator: f must be a callable objective, got {type(f).__name__}")
@@ -235,6 +253,10 @@ def hessian(f: Callable[[PyTree], Any], x: PyTree, dense: bool = False) -> PyTre
 
     ``dense=False``: jax's pytree-of-pytrees layout.  ``dense=True``: an ``n x n``
     matrix over ``ravel_pytree(x)`` — only for small ``n``.
+
+    >>> import jax.numpy as jnp
+    >>> hessian(lambda x: x[0] ** 2 * x[1], jnp.array([1.0, 3.0])).tolist()   # [[2 x1, 2 x0], [2 x0, 0]]
+    [[6.0, 2.0], [2.0, 0.0]]
     """
     f = scalar_fn(f)
     if not dense:

@@ -19,10 +19,15 @@ The ``saddle`` landscape ``x² - y²`` is unbounded below: it has no minimizers
 ``distance_to_minimizer`` is ``inf`` everywhere — a run that stops at its
 saddle point is never a success.
 
+>>> import jax, jax.numpy as jnp
 >>> f = get("himmelblau")
->>> f(jnp.array([3.0, 2.0]))            # 0.0
->>> get("rastrigin", dim=10).minima     # ((0.0, ..., 0.0),)
->>> get("quadratic", condition=1e3)     # ill-conditioned bowl, eigenvalues 1 .. 1e3
+>>> float(f(jnp.array([3.0, 2.0])))
+0.0
+>>> get("rastrigin", dim=3).minima
+((0.0, 0.0, 0.0),)
+>>> bowl = get("quadratic", condition=1e3)   # an ill-conditioned bowl: Hessian eigenvalues 1 .. 1e3
+>>> jnp.linalg.eigvalsh(jax.hessian(bowl)(jnp.zeros(2))).tolist()
+[1.0, 1000.0]
 """
 
 from __future__ import annotations

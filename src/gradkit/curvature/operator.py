@@ -359,7 +359,14 @@ class EmpiricalFisherOperator(CurvatureOperator):
 
 def hessian(loss_fn: Callable[..., Any], params: PyTree, batch: PyTree = None) -> HessianOperator:
     """The Hessian ``∇²L(θ)`` of ``loss_fn(params, batch)`` (or ``loss_fn(params)`` when
-    ``batch`` is None) as a :class:`CurvatureOperator`."""
+    ``batch`` is None) as a :class:`CurvatureOperator`.
+
+    >>> import jax.numpy as jnp
+    >>> A = jnp.array([[3.0, 1.0], [1.0, 2.0]])
+    >>> H = hessian(lambda w: 0.5 * w @ A @ w, jnp.zeros(2))
+    >>> H(jnp.array([1.0, 0.0])).tolist(), H.dense().tolist()
+    ([3.0, 1.0], [[3.0, 1.0], [1.0, 2.0]])
+    """
     _check_callable("hessian", "loss_fn", loss_fn)
     _check_params("hessian", params)
     return HessianOperator((loss_fn,), params, batch)
@@ -368,7 +375,16 @@ def hessian(loss_fn: Callable[..., Any], params: PyTree, batch: PyTree = None) -
 def ggn(model_fn: Callable[[PyTree, Any], Any], loss_of_outputs: Callable[[Any, Any], Any], params: PyTree,
         batch: tuple[Any, Any]) -> GGNOperator:
     """The generalized Gauss-Newton matrix ``Jᵀ H_ℓ J`` of ``L(θ) = loss_of_outputs(model_fn(θ, x), y)``
-    at ``batch = (x, y)``, as a :class:`CurvatureOperator`."""
+    at ``batch = (x, y)``, as a :class:`CurvatureOperator`.
+
+    For least squares on a linear model ``z = X w`` with ``ℓ = ½ mean (z - y)²`` it is ``XᵀX / N``:
+
+    >>> import jax.numpy as jnp
+    >>> X, y = jnp.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]), jnp.array([1.0, 2.0, 2.0])
+    >>> G = ggn(lambda w, x: x @ w, lambda z, t: 0.5 * jnp.mean((z - t) ** 2), jnp.zeros(2), (X, y))
+    >>> bool(jnp.allclose(G.dense(), X.T @ X / 3))
+    True
+    """
     _check_callable("ggn", "model_fn", model_fn)
     _check_callable("ggn", "loss_of_outputs", loss_of_outputs)
     _check_params("ggn", params)

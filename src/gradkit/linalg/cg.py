@@ -209,6 +209,12 @@ def cg(
     ``res.residual_norm``, ...; see the module docstring); ``throw=True`` raises
     :class:`gradkit.results.SolverError` unless it converged.  Compiled once per operator
     treedef, tree structure, shapes and static options (see the module docstring).
+
+    >>> import jax.numpy as jnp
+    >>> A = jnp.array([[4.0, 1.0], [1.0, 3.0]])      # A⁻¹ (1, 2) = (1/11, 7/11)
+    >>> res = cg(lambda v: A @ v, jnp.array([1.0, 2.0]))
+    >>> res.message, int(res.iterations), [round(x, 5) for x in res.x.tolist()]
+    ('converged: the tolerance was met', 2, [0.09091, 0.63636])
     """
     _check_rhs("cg", b, x0)
     if norm_ord not in (1, 2) or isinstance(norm_ord, bool):

@@ -339,6 +339,14 @@ def lanczos_eigenvalues(
     ``||A uᵢ - θᵢ uᵢ|| = |β_m Q[m-1, i]|`` (free from the recurrence).  Code ``CONVERGED`` when
     every returned residual is ``<= tol · maxᵢ |θᵢ|`` (``tol`` default ``max(1e-6, 10 √eps)``),
     ``MAX_STEPS`` when more steps are needed, else :func:`lanczos`'s ``NONFINITE`` / ``BREAKDOWN``.
+
+    The two largest eigenvalues of ``diag(1, 2, ..., 50)`` from 30 matrix-vector products:
+
+    >>> import jax, jax.numpy as jnp
+    >>> d = jnp.arange(1.0, 51.0)
+    >>> res = lanczos_eigenvalues(lambda v: d * v, jnp.zeros(50), jax.random.PRNGKey(0), k=2)
+    >>> [round(x, 3) for x in res.eigenvalues.tolist()], res.message
+    ([50.0, 49.0], 'converged: the tolerance was met')
     """
     k = check_int("lanczos_eigenvalues", "k", k)
     _check_choice("lanczos_eigenvalues", "which", which, WHICH)

@@ -97,6 +97,17 @@ def adam(
     keyword-only): ``u = -η_t m̂ / (sqrt(ŝ + ε_root) + ε)`` with the moments of
     :func:`scale_by_adam`; ``eps_in_sqrt=True`` gives the seed's ``u = -η_t m̂ / sqrt(ŝ + ε_root + ε)``;
     ``nesterov=True`` is NAdam (Dozat 2016).  ``|g|² = g · conj(g)`` for complex ``g``.
+
+    A drop-in for ``optax.adam``: the same update, to the bit, and the same state types:
+
+    >>> import jax.numpy as jnp, optax
+    >>> params, grads = {"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([0.5, -0.25])}
+    >>> ours, theirs = adam(1e-2), optax.adam(1e-2)
+    >>> (u, state), (u_optax, state_optax) = ours.update(grads, ours.init(params)), theirs.update(grads, theirs.init(params))
+    >>> bool(jnp.array_equal(u["w"], u_optax["w"])), type(state[0]) is type(state_optax[0])
+    (True, True)
+    >>> [round(x, 6) for x in u["w"].tolist()]         # the first step is -η sign(g), up to ε
+    [-0.01, 0.01]
     """
     check_learning_rate("adam", learning_rate)
     direction = scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, eps_in_sqrt=eps_in_sqrt, name="adam")

@@ -162,6 +162,16 @@ def minimize(
     - ``MAX_STEPS``: ``maxiter`` steps were taken first.
 
     ``throw=True`` raises :class:`gradkit.results.SolverError` unless converged.
+
+    Newton-CG with an exact inner solve minimizes a quadratic ``½ xᵀAx - bᵀx`` in one step, at
+    ``x = A⁻¹b``:
+
+    >>> import jax.numpy as jnp
+    >>> from gradkit.optim import newton_cg
+    >>> A, b = jnp.array([[3.0, 1.0], [1.0, 2.0]]), jnp.array([1.0, 1.0])
+    >>> res = minimize(lambda x: 0.5 * x @ A @ x - b @ x, jnp.zeros(2), newton_cg(cg_tol=0.0))
+    >>> res.message, int(res.iterations), [round(x, 4) for x in res.params.tolist()]
+    ('converged: the tolerance was met', 1, [0.2, 0.4])
     """
     check_nonnegative_finite("minimize", "gtol", gtol)
     check_count("minimize", "maxiter", maxiter, 0)

@@ -4,9 +4,12 @@
 use, never at ``import gradkit``.
 
 >>> rosen, beale = problems(["rosenbr", "BEALE"])
->>> rosen(rosen.x0), rosen.f_opt              # 24.2, 0.0
->>> kept, skipped = select(problems(), runs=64, steps=1000, max_bytes=2**30)
->>> refs = reference_values(kept, best_found)  # {name: (value, source)}
+>>> round(float(rosen(rosen.x0)), 4), rosen.f_opt, beale.dimension
+(24.2, 0.0, 2)
+
+A race keeps what fits (``kept, skipped = select(problems(), runs=64, steps=1000,
+max_bytes=2**30)``) and judges runs against ``reference_values(kept, best_found)``
+(``{name: (value, source)}``).
 
 What a problem is.  :class:`CUTEstProblem` wraps one sif2jax problem: ``x0`` is the SIF file's
 starting point (float64 NumPy, read-only), ``dimension`` its length and ``problem(x)`` the
