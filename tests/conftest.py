@@ -4,5 +4,20 @@ float32 behaviour is tested with explicitly float32 inputs.
 """
 
 import jax
+import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture
+def no_compute(monkeypatch):
+    """Any sweep, run or seed exercise started by the command fails the test: errors come before compute."""
+    import gradkit.exercise
+    from gradkit import runs
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("computation started before the bad input was reported")
+
+    monkeypatch.setattr(runs, "sweep", forbidden)
+    monkeypatch.setattr(runs, "run_batch", forbidden)
+    monkeypatch.setattr(gradkit.exercise, "run_seed_exercise", forbidden)

@@ -7,22 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from gradkit import cli, landscapes, race, runs
+from gradkit import cli, landscapes, race
 from gradkit.cli import main
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "MPLBACKEND": "Agg"}
 
-
-@pytest.fixture
-def no_compute(monkeypatch):
-    """Any sweep started by the command fails the test: errors must come before compute."""
-
-    def forbidden(*args, **kwargs):
-        raise AssertionError("the sweep ran before the bad input was reported")
-
-    monkeypatch.setattr(runs, "sweep", forbidden)
-    monkeypatch.setattr(runs, "run_batch", forbidden)
 
 
 def _one_line_error(capsys, command: str) -> str:
