@@ -18,30 +18,30 @@ quiet = lambda line: None
 def test_landscape_race_compiles_once():
     settings = dict(landscapes=["himmelblau"], optimizers=["adam", "sgd"], learning_rates=[0.01, 0.1],
                     starts_per_axis=3, steps=40, out=None, progress=False, workers=1)
-    first = race(echo=quiet, **settings)
-    before = compiles()
-    second = race(echo=quiet, **settings)
-    assert compiles() == before
+    first, second = twice(lambda: race(echo=quiet, **settings))
     for name in ("adam", "sgd"):
         assert np.array_equal(first.races[0].sweep.results[name].final, second.races[0].sweep.results[name].final)
+
+
+def twice(call):
+    """``call()`` twice; asserts the second compiled nothing and returns both results."""
+    first = call()
+    before = compiles()
+    second = call()
+    assert compiles() == before
+    return first, second
 
 
 def test_bbob_race_compiles_once():
     config = lambda: CampaignConfig(functions=(1,), dimensions=(2,), instances=(1, 2), optimizers=("adam",),
                                     learning_rates=(0.1,), budget=30)
-    first = bbob_race(config(), echo=quiet)
-    before = compiles()
-    second = bbob_race(config(), echo=quiet)
-    assert compiles() == before
+    first, second = twice(lambda: bbob_race(config(), echo=quiet))
     assert first.summary == second.summary
 
 
 def test_cutest_race_compiles_once():
     config = lambda: CutestConfig(problems=("ROSENBR",), optimizers=("adam",), learning_rates=(0.01,), budget=30)
-    first = cutest_race(config(), echo=quiet)
-    before = compiles()
-    second = cutest_race(config(), echo=quiet)
-    assert compiles() == before
+    first, second = twice(lambda: cutest_race(config(), echo=quiet))
     assert first.summary == second.summary
 
 
