@@ -427,7 +427,7 @@ def run_batch(
     sharding = _run_sharding(tuple(jax.devices()))
     inputs = (starts, hparams, objective_data)
     if many_processes:
-        replicated = multihost.replicated(tuple(jax.devices()))
+        replicated = NamedSharding(sharding.mesh, PartitionSpec())  # a full copy on every device of the run mesh
         inputs, objective_leaves = multihost.to_mesh((inputs, objective_leaves), replicated)
         settings = (int(steps), stride, repr(rule), repr(ladder), step_cost, chunk_size, objective_spec.identities)
 

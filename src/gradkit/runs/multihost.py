@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding
 
 PyTree = Any
 
@@ -141,11 +141,6 @@ def check_same_on_every_process(arguments: Mapping[str, PyTree], where: str) -> 
             f"Under jax.distributed every process must "
             f"pass the same {which}: build them identically on every process (same seed, same grid), or pass a "
             f"global jax.Array (jax.make_array_from_process_local_data)")
-
-
-def replicated(devices: tuple[jax.Device, ...]) -> NamedSharding:
-    """The sharding that holds a full copy on every device of ``devices`` (their 1-D ``runs`` mesh)."""
-    return NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("runs",)), PartitionSpec())
 
 
 def to_host(tree: PyTree) -> PyTree:
