@@ -1,10 +1,15 @@
 """Test configuration: float64 on, so comparisons to 1e-10 and below are meaningful.
 
-float32 behaviour is tested with explicitly float32 inputs.
+float32 behaviour is tested with explicitly float32 inputs.  XLA compiles with fast-compile flags
+(tests/_xla_env.py) set before jax starts its backend.
 """
 
-import jax
-import pytest
+import _xla_env
+
+_xla_env.apply()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 

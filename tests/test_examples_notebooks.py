@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _xla_env
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,8 +125,8 @@ def run_readme_blocks(blocks: list[str], cwd: Path) -> list[str]:
     """Run the blocks in order as one script in a fresh interpreter; return each block's stdout."""
     script = cwd / "readme_sample.py"
     script.write_text("\n".join(f"{code}\nprint({README_MARK!r}, flush=True)\n" for code in blocks))
-    result = subprocess.run([sys.executable, str(script)], cwd=cwd, env=ENV, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run([sys.executable, str(script)], cwd=cwd, env=_xla_env.user_env(MPLBACKEND="Agg"),
+                            capture_output=True, text=True, timeout=600)  # the user's XLA flags: digits are compared
     assert result.returncode == 0, result.stderr[-3000:]
     return [part.lstrip("\n") for part in result.stdout.split(README_MARK + "\n")[: len(blocks)]]
 

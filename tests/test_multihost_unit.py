@@ -80,6 +80,16 @@ def test_launch_local_refuses_bad_sizes():
         launch.launch_local(["x.py"], local_devices=True)
 
 
+def test_launch_local_keeps_the_users_xla_flags_and_sets_the_device_count(tmp_path):
+    assert launch.with_device_count("--a=1 --xla_force_host_platform_device_count=8 --b", 2) == \
+        "--a=1 --b --xla_force_host_platform_device_count=2"
+    script = tmp_path / "flags.py"
+    script.write_text("import os\nprint(os.environ['XLA_FLAGS'])\n")
+    done = launch.launch_local([str(script)], processes=1, local_devices=3, timeout=60,
+                               env={"XLA_FLAGS": "--xla_cpu_enable_fast_math=false"})
+    assert done[0].stdout.split() == ["--xla_cpu_enable_fast_math=false", "--xla_force_host_platform_device_count=3"]
+
+
 def test_launch_local_reports_a_failing_process(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text("import os, sys\nif os.environ['GRADKIT_PROCESS_ID'] == '1':\n    sys.exit('process one fails')\n"

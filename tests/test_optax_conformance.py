@@ -37,6 +37,8 @@ import sys
 
 import optax
 
+from gradkit.runs.launch import with_device_count
+
 OPTAX_DIR = pathlib.Path(optax.__file__).parent
 PLUGIN_DIR = pathlib.Path(__file__).parent / "optax_conformance"
 SRC_DIR = pathlib.Path(__file__).parents[1] / "src"
@@ -68,7 +70,8 @@ def run_optax_tests(tmp_path: pathlib.Path, files: dict[str, str], extra: list[s
     report = tmp_path / "report.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGIN_DIR), str(SRC_DIR), str(tmp_path)]),
            "GRADKIT_CONFORMANCE_REPORT": str(report), "JAX_PLATFORMS": "cpu"}
-    env.pop("XLA_FLAGS", None)
+    env["XLA_FLAGS"] = " ".join(flag for flag in os.environ.get("XLA_FLAGS", "").split()  # the test flags, one device
+                                if not flag.startswith("--xla_force_host_platform_device_count"))
     env.update(env_extra or {})
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "gradkit_swap_plugin",
            "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), *extra, *files]
@@ -125,7 +128,7 @@ def test_optax_test_files_pass_with_gradkit_optimizers(tmp_path):
 
 def test_optax_sharding_tests_pass_with_gradkit_optimizers_on_8_devices(tmp_path):
     proc, report = run_optax_tests(tmp_path, SHARDING, env_extra={
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+        "XLA_FLAGS": with_device_count(os.environ.get("XLA_FLAGS", ""), 8)})
     failed = sorted(k for k, v in report["outcomes"].items() if v == "failed")
     assert not failed and proc.returncode == 0, f"{failed}\n{proc.stdout[-6000:]}"
     for nodeid, reason in report["deselected"].items():

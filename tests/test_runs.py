@@ -1,8 +1,8 @@
-import os
 import subprocess
 import sys
 import textwrap
 
+import _xla_env
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -190,7 +190,7 @@ def test_sharded_over_eight_devices_matches_single_device(tmp_path):
     """)
     outs = {}
     for count in (1, 8):
-        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}", "JAX_PLATFORMS": "cpu"}
+        env = _xla_env.with_devices(count)
         out = tmp_path / f"d{count}.npz"
         subprocess.run([sys.executable, "-c", script.replace("OUT", repr(str(out)))], env=env, check=True,
                        timeout=300)

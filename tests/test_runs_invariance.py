@@ -17,7 +17,9 @@ processes and a closure over the sharded batch get clear errors (issue 24)."""
 from __future__ import annotations
 
 import os
+import re
 
+import _xla_env
 import numpy as np
 import pytest
 
@@ -32,8 +34,11 @@ def jobs(tmp_path_factory):
     """The one-process reference and the 2 x 2 job: every process's saved results, its completed
     process (stdout) and the job's folder."""
     one, two = tmp_path_factory.mktemp("one_process"), tmp_path_factory.mktemp("two_processes")
-    launch_local([JOB, str(one), "--chunks", "70"], processes=1, local_devices=1, timeout=400)
-    done = launch_local([JOB, str(two), "--chunks", "7"], processes=2, local_devices=2, timeout=400)
+    # the user's XLA flags, not the tests' fast-compile ones: the promise is about the code users run
+    # (XLA's legacy CPU emitters vectorize a 16-run and an 80-run block differently in hessian_free's CG)
+    user = {"XLA_FLAGS": _xla_env.user_xla_flags()}
+    launch_local([JOB, str(one), "--chunks", "70"], processes=1, local_devices=1, timeout=400, env=user)
+    done = launch_local([JOB, str(two), "--chunks", "7"], processes=2, local_devices=2, timeout=400, env=user)
     return dict(np.load(one / "p0.npz")), [dict(np.load(two / f"p{i}.npz")) for i in range(2)], done, two
 
 
@@ -71,7 +76,7 @@ def test_every_optimizer_and_path_is_bit_identical_across_chunks_devices_and_pro
     # the race prints its leaderboard and writes its files from process 0 only
     assert "== himmelblau" in done[0].stdout and "himmelblau" not in done[1].stdout
     assert any((two / "race_p0").iterdir()) and not (two / "race_p1").exists()
-    said = [[line for line in d.stdout.splitlines() if not line.startswith("[Gloo]")] for d in done]  # gloo's C++ log
+    said = [[line for line in _without_gloo_log(d.stdout).splitlines() if line.strip()] for d in done]
     assert "--suite bbob" in done[0].stdout and "--suite cutest" in done[0].stdout
     assert said[1] == ["process 1 done"]  # the BBOB and CUTEst races too: process 0 prints, process 1 says nothing
     assert (two / "bbob_p0" / "bbob_race.json").exists() and not (two / "bbob_p1").exists()
@@ -82,3 +87,11 @@ def test_every_optimizer_and_path_is_bit_identical_across_chunks_devices_and_pro
         assert "hvp_operator: f closes over the global 'data'" in str(got["closure_error"])
         assert "gk.hvp_operator(lambda w, batch: loss(w, batch), w, batch)" in str(got["closure_error"])
     assert str(reference["mismatch_error"]) == "" and str(reference["closure_error"]) == ""
+
+
+_GLOO_LOG = re.compile(r"\[Gloo\] Rank \d+ is connected to \d+ peer ranks\.|Expected number of connected peer ranks is : \d+")
+
+
+def _without_gloo_log(stdout: str) -> str:
+    """``stdout`` without gloo's C++ connection log, whose two halves may land on separate lines."""
+    return _GLOO_LOG.sub("", stdout)

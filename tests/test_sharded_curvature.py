@@ -4,11 +4,11 @@ results within float32 tolerance, and the 8-device program really reduces across
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 
+import _xla_env
 import numpy as np
 
 SCRIPT = textwrap.dedent("""
@@ -53,8 +53,7 @@ SCRIPT = textwrap.dedent("""
 def test_hvp_lanczos_hutchinson_on_8_devices_equal_one_device(tmp_path):
     outs = {}
     for count in (1, 8):
-        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}", "JAX_PLATFORMS": "cpu",
-               "JAX_ENABLE_X64": "0"}
+        env = _xla_env.with_devices(count, JAX_ENABLE_X64="0")
         out = tmp_path / f"d{count}.npz"
         script = "import jax.flatten_util\n" + SCRIPT.replace("OUT", repr(str(out)))
         subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=300)

@@ -25,11 +25,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def with_device_count(xla_flags: str, count: int) -> str:
+    """``xla_flags`` (an ``XLA_FLAGS`` string) with ``--xla_force_host_platform_device_count=count``,
+    replacing any device count already there and keeping every other flag."""
+    kept = [flag for flag in xla_flags.split() if not flag.startswith("--xla_force_host_platform_device_count")]
+    return " ".join([*kept, f"--xla_force_host_platform_device_count={count}"])
+
+
 def launch_local(argv: Sequence[str], processes: int = 2, local_devices: int = 2, timeout: float = 600.0,
                  env: Mapping[str, str] | None = None) -> list[subprocess.CompletedProcess]:
     """Rehearse a multi-host job on one machine: ``processes`` copies of ``python argv...``, each
     with ``local_devices`` CPU devices, joined through a coordinator on a free loopback port.
 
+    The processes inherit ``os.environ`` updated with ``env``; their ``XLA_FLAGS`` keeps every flag
+    there and sets ``--xla_force_host_platform_device_count=local_devices`` (:func:`with_device_count`).
     The script calls :func:`initialize` first.  Returns every process's completed process
     (stdout and stderr captured as text).  All are killed when one fails or ``timeout`` seconds
     pass (a process waiting on a dead peer would otherwise hang): then ``RuntimeError`` carries
@@ -40,7 +49,7 @@ def launch_local(argv: Sequence[str], processes: int = 2, local_devices: int = 2
     if isinstance(local_devices, bool) or not isinstance(local_devices, int) or local_devices < 1:
         raise ValueError(f"local_devices must be a positive int, got {local_devices!r}")
     base = {**os.environ, **(env or {}), "JAX_PLATFORMS": "cpu",
-            "XLA_FLAGS": f"--xla_force_host_platform_device_count={local_devices}",
+            "XLA_FLAGS": with_device_count({**os.environ, **(env or {})}.get("XLA_FLAGS", ""), local_devices),
             "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{_free_port()}", ENV_COUNT: str(processes)}
     logs = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in range(processes)]
     procs = [subprocess.Popen([sys.executable, *argv], env={**base, ENV_ID: str(i)}, stdout=out, stderr=err,

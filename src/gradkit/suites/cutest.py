@@ -214,7 +214,9 @@ class CUTEstProblem:
     :data:`SOURCE_AUDITED` or None), ``f_opt_sif2jax`` sif2jax's own number and ``f_opt_note``
     the audit's evidence.  ``x0``, the SIF starting point as a read-only float64 array, is
     computed on first access (building all 197 eagerly costs seconds).  ``sif2jax_problem`` is
-    the wrapped sif2jax object.  Instances are cached per name and compare by identity.
+    the wrapped sif2jax object.  Instances are cached per name and compare by identity;
+    ``gradkit.runs`` keys its compiled programs by the wrapped problem, so two problems never
+    share (or needlessly rebuild) a program.
     """
 
     name: str
@@ -225,13 +227,10 @@ class CUTEstProblem:
     f_opt_source: str | None = None
     f_opt_note: str | None = None
 
-    @functools.cached_property
+    @property
     def x0(self) -> np.ndarray:
-        """The SIF file's starting point, float64, read-only."""
-        with _float64():  # SIF starting points are float64 numbers
-            x0 = np.array(self.sif2jax_problem.y0, dtype=np.float64).reshape(self.dimension)
-        x0.setflags(write=False)
-        return x0
+        """The SIF file's starting point, float64, read-only (computed once per problem)."""
+        return _starting_point(self)
 
     def __call__(self, x: Any) -> jax.Array:
         """The objective at ``x``: a scalar in ``x``'s floating dtype; pure, so jit/vmap/grad apply.
@@ -251,6 +250,17 @@ class CUTEstProblem:
     def has_known_optimum(self) -> bool:
         """Whether ``f_opt`` is known: stated by sif2jax and not disputed by the audit."""
         return self.f_opt is not None
+
+
+@functools.cache
+def _starting_point(problem: CUTEstProblem) -> np.ndarray:
+    """``problem.x0``, cached here rather than on the instance: an instance holds
+    only its fields, so ``gradkit.runs`` keys it by what it computes (the wrapped sif2jax problem),
+    not by identity."""
+    with _float64():  # SIF starting points are float64 numbers
+        x0 = np.array(problem.sif2jax_problem.y0, dtype=np.float64).reshape(problem.dimension)
+    x0.setflags(write=False)
+    return x0
 
 
 @functools.cache
