@@ -4,7 +4,8 @@
     python docs/build_readme.py --check   # exit 1 if one is out of date (a test runs this)
 
 Writes README.md (from docs/README.template.md), docs/index.md (the same text, its links made
-relative to docs/) and docs/benchmarks.md (from docs/benchmarks.template.md), replacing every
+relative to docs/), docs/benchmarks.md (from docs/benchmarks.template.md) and docs/multihost.md
+(from docs/multihost.template.md), replacing every
 ``@NAME@`` placeholder.  The README's expected outputs (its ``text`` blocks) are written in the
 template by hand: tests/test_examples_notebooks.py checks them against what the blocks print.
 """

@@ -26,3 +26,19 @@ def no_compute(monkeypatch):
     monkeypatch.setattr(runs, "sweep", forbidden)
     monkeypatch.setattr(runs, "run_batch", forbidden)
     monkeypatch.setattr(gradkit.exercise, "run_seed_exercise", forbidden)
+
+
+@pytest.fixture
+def one_line_error(capsys):
+    """Read a CLI error: ``one_line_error("race")`` asserts stderr is one line ``gradkit race: ...
+    (expected ...)`` with no traceback anywhere, and returns it."""
+
+    def read(command: str) -> str:
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert "Traceback" not in captured.out + captured.err
+        assert err and err.count("\n") == 0, err
+        assert err.startswith(f"gradkit {command}: ") and "(expected" in err and err.endswith(")"), err
+        return err
+
+    return read

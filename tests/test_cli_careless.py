@@ -18,14 +18,6 @@ from gradkit.runs import multihost
 
 
 
-def _one_line(capsys, command: str) -> str:
-    captured = capsys.readouterr()
-    err = captured.err.strip()
-    assert "Traceback" not in captured.out + captured.err
-    assert err and err.count("\n") == 0, err
-    assert err.startswith(f"gradkit {command}: ") and "(expected" in err, err
-    return err
-
 
 UNWRITABLE = "/proc/gradkit-cannot-write-here"
 
@@ -36,17 +28,17 @@ UNWRITABLE = "/proc/gradkit-cannot-write-here"
     (["race", "--out", UNWRITABLE, "--steps", "10"], "race"),
     (["race", "--suite", "bbob", "--functions", "1", "--out", UNWRITABLE], "race"),
 ])
-def test_unwritable_out_is_one_line_for_every_command(argv, command, capsys, no_compute):
+def test_unwritable_out_is_one_line_for_every_command(argv, command, capsys, no_compute, one_line_error):
     assert main(argv) == 2
-    assert "--out" in _one_line(capsys, command)
+    assert "--out" in one_line_error(command)
 
 
-def test_out_below_a_file_is_one_line(capsys, no_compute, tmp_path):
+def test_out_below_a_file_is_one_line(no_compute, tmp_path, one_line_error):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     for argv, command in ((["landscapes", "--plot", "himmelblau"], "landscapes"), (["exercise", "--plot"], "exercise")):
         assert main([*argv, "--out", str(blocker / "sub")]) == 2
-        assert "not writable" in _one_line(capsys, command)
+        assert "not writable" in one_line_error(command)
 
 
 @pytest.mark.parametrize("argv, command, needle", [
@@ -64,21 +56,21 @@ def test_out_below_a_file_is_one_line(capsys, no_compute, tmp_path):
     (["exercise", "--out", "somewhere"], "exercise", "only with --plot"),
     (["exercise", "--epochs", "1"], "exercise", "--epochs 1"),
 ])
-def test_bad_input_is_one_line(argv, command, needle, capsys, no_compute, tmp_path, monkeypatch):
+def test_bad_input_is_one_line(argv, command, needle, capsys, no_compute, tmp_path, monkeypatch, one_line_error):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
-    assert needle in _one_line(capsys, command)
+    assert needle in one_line_error(command)
     assert not (tmp_path / cli.DEFAULT_OUT).exists() or not list((tmp_path / cli.DEFAULT_OUT).iterdir())
 
 
-def test_cutest_refuses_out_it_would_ignore(capsys, no_compute, tmp_path, monkeypatch):
+def test_cutest_refuses_out_it_would_ignore(capsys, no_compute, tmp_path, monkeypatch, one_line_error):
     import importlib.util
 
     if importlib.util.find_spec("sif2jax") is None:  # not importorskip: importing all of sif2jax takes minutes
         pytest.skip("sif2jax is not installed")
     monkeypatch.chdir(tmp_path)
     assert main(["race", "--suite", "cutest", "--out", "somewhere"]) == 2
-    assert "writes no files" in _one_line(capsys, "race")
+    assert "writes no files" in one_line_error("race")
     assert main(["race", "--suite", "cutest", "--problems", "NOPE", "--out", "somewhere"]) == 2
     err = capsys.readouterr().err.strip()  # the name is the first thing wrong (cutest's own message)
     assert err.startswith("gradkit race: unknown CUTEst problem 'NOPE'") and err.count("\n") == 0, err
@@ -101,7 +93,7 @@ def test_argparse_errors_are_one_line(argv, prog, capsys):
     assert "Traceback" not in err and err.count("\n") == 0 and err.startswith(prog + ": "), err
 
 
-def test_a_write_failure_after_the_checks_is_one_line(capsys, monkeypatch, tmp_path):
+def test_a_write_failure_after_the_checks_is_one_line(monkeypatch, tmp_path, one_line_error):
     from gradkit import plot
 
     def disk_full(*args, **kwargs):
@@ -109,7 +101,7 @@ def test_a_write_failure_after_the_checks_is_one_line(capsys, monkeypatch, tmp_p
 
     monkeypatch.setattr(plot, "save", disk_full)
     assert main(["landscapes", "--plot", "himmelblau", "--out", str(tmp_path)]) == 2
-    assert "No space left on device" in _one_line(capsys, "landscapes")
+    assert "No space left on device" in one_line_error("landscapes")
 
 
 def test_default_out_is_gradkit_out_in_the_working_folder(monkeypatch, tmp_path, capsys):
@@ -164,13 +156,13 @@ def test_distributed_initializes_before_anything_else(spy_initialize, capsys, mo
     assert spy_initialize == ["initialize", "validate"]
 
 
-def test_a_failed_join_is_one_line(monkeypatch, capsys):
+def test_a_failed_join_is_one_line(monkeypatch, capsys, one_line_error):
     def no_cluster():
         raise ValueError("coordinator_address should be defined.\nmore text")
 
     monkeypatch.setattr(multihost, "initialize", no_cluster)
     assert main(["race", "--distributed"]) == 2
-    err = _one_line(capsys, "race")
+    err = one_line_error("race")
     assert "jax.distributed" in err and "coordinator_address" in err
 
 
