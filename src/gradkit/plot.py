@@ -268,15 +268,19 @@ def plot_landscape(
 def save(fig_or_ax: Figure | Axes, path: str | Path, dpi: int = 120) -> Path:
     """Save a figure (or the figure of an axes) to ``path``, creating folders; returns the path.
 
-    Saved with ``bbox_inches="tight"``, so titles, outside legends and colorbar labels are never cut off.
+    Titles, outside legends and colorbar labels are never cut off: a figure with a layout engine
+    (gradkit's own, constrained) is laid out by it at the saved size; any other gets
+    ``tight_layout`` and is saved with ``bbox_inches="tight"`` (a second full draw, which constrained figures do not need: about a
+    fifth of the drawing time of a race's pictures).
     """
     plt = _pyplot()
     fig = getattr(fig_or_ax, "figure", fig_or_ax)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fig.get_layout_engine() is None:
+    laid_out = fig.get_layout_engine() is not None
+    if not laid_out:
         fig.tight_layout()
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi, bbox_inches=None if laid_out else "tight")
     plt.close(fig)
     return path
 
