@@ -60,7 +60,8 @@ for name, opt in OPTIMIZERS.items():
 rec = runs.run(f, optim.adam(0.05), starts, 40, record=4, f_star=0.0, tol=1e-3, targets=[1.0, 1e-2, 1e-4],
                chunk_size=24)
 for field in ("final", "final_value", "final_grad_norm", "diverged", "first_hit", "settled_step", "cost",
-              "cost_to_settle", "trajectory", "values", "grad_norms", "target_steps", "target_costs"):
+              "cost_to_settle", "trajectory", "values", "grad_norms", "target_steps", "target_costs", "counts",
+              "target_counts"):
     saved[f"recorded/{field}"] = np.asarray(getattr(rec, field))
 tree_starts = {"x": starts[:, :1], "y": starts[:, 1:]}
 tree = runs.run(lambda p: f(jnp.concatenate([p["x"], p["y"]], -1)), optim.sgd(1e-3), tree_starts, 12)

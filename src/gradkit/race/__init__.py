@@ -35,11 +35,12 @@ from gradkit.race.config import (DEFAULT_LANDSCAPES, DEFAULT_LEARNING_RATES, Lan
                                  check_writable, contenders, grids_for, record_stride, tolerance, total_run_steps,
                                  validate)
 from gradkit.race.contenders import (CONTENDERS, DEFAULT_OPTIMIZERS, Contender, contender, fgd, hessian_free,
-                                     measured_step_cost, resolve, sam)
+                                     measured_step_cost, measured_step_counts, resolve, sam)
 from gradkit.race.landscape import race, race_landscape
 from gradkit.race.report import format_header, format_leaderboard, summary_dict
 
 __all__ = ["CONTENDERS", "DEFAULT_LANDSCAPES", "DEFAULT_LEARNING_RATES", "DEFAULT_OPTIMIZERS", "Contender",
            "LandscapeRace", "RaceConfig", "RaceResult", "check_writable", "contender", "contenders", "fgd",
-           "format_header", "format_leaderboard", "grids_for", "hessian_free", "measured_step_cost", "race", "race_landscape",
-           "record_stride", "resolve", "sam", "summary_dict", "tolerance", "total_run_steps", "validate"]
+           "format_header", "format_leaderboard", "grids_for", "hessian_free", "measured_step_cost",
+           "measured_step_counts", "race", "race_landscape", "record_stride", "resolve", "sam", "summary_dict",
+           "tolerance", "total_run_steps", "validate"]

@@ -91,7 +91,9 @@ def held_out_campaign(r: Runs, dimension: int) -> coco.Campaign:
     mask = (r.dimension == dimension) & _halves(r.instance)[1]
     return coco.Campaign(algorithm=algorithm_name(r.optimizer, r.learning_rate), function=r.function[mask],
                          instance=r.instance[mask], dimension=r.dimension[mask],
-                         target_costs=r.target_costs[mask], total_cost=r.total_cost[mask])
+                         target_costs=r.target_costs[mask], total_cost=r.total_cost[mask],
+                         target_counts=None if r.target_counts is None else r.target_counts[mask],
+                         total_counts=None if r.total_counts is None else r.total_counts[mask])
 
 
 def _target_index(value: float) -> int:
@@ -222,7 +224,10 @@ def _write_files(out: Path, config: CampaignConfig, results: dict[tuple[str, flo
             function=np.concatenate([p.function for p in parts]), instance=np.concatenate([p.instance for p in parts]),
             dimension=np.concatenate([p.dimension for p in parts]),
             target_costs=np.concatenate([p.target_costs for p in parts]),
-            total_cost=np.concatenate([p.total_cost for p in parts]))
+            total_cost=np.concatenate([p.total_cost for p in parts]),
+            **({} if any(p.target_counts is None for p in parts) else
+               {"target_counts": np.concatenate([p.target_counts for p in parts]),
+                "total_counts": np.concatenate([p.total_counts for p in parts])}))
         files.append(str(coco_output.write_coco(out / "coco", merged, overwrite=True)))
     path = out / "bbob_race.json"
     path.write_text(json.dumps({"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in

@@ -9,7 +9,9 @@ COCO's ladder ``Δf ∈ {10^2, …, 10^-8}`` (:data:`gradkit.race.coco.TARGETS`)
 ``f - f_opt <= Δf`` first held; a target first reached after the budget counts as not reached, and
 every run's total cost is capped at the budget (an optimizer whose steps cost more than one
 gradient-equivalent runs as many steps as the budget could pay for at one per step, and its
-costs beyond the budget are discarded).
+costs beyond the budget are discarded).  The same runtimes are kept as counts of values,
+gradients, HVPs and JVPs (:data:`gradkit.runs.units.COUNT_KINDS`), for aRT in any unit
+(:data:`gradkit.race.coco.UNITS`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from gradkit import runs
 from gradkit.race.coco import TARGETS
-from gradkit.race.contenders import Contender, measured_step_cost, resolve
+from gradkit.race.contenders import Contender, measured_step_counts, resolve
 from gradkit.suites.bbob import evaluate, instance_data
 
 DEFAULT_FUNCTIONS = tuple(range(1, 25))
@@ -72,7 +74,9 @@ class Runs:
     """One (optimizer, learning rate)'s runs: per run its ``function``, ``dimension``,
     ``instance``, ``start`` index, ``target_costs`` ``(runs, targets)`` (``inf``: not reached
     within the budget) and ``total_cost`` (capped at the budget).  COCO's output reads the depth a
-    run reached from ``target_costs`` (the last target reached), at the target ladder's resolution."""
+    run reached from ``target_costs`` (the last target reached), at the target ladder's resolution.
+    ``target_counts`` ``(runs, targets, 4)`` and ``total_counts`` ``(runs, 4)``: the same per kind of
+    :data:`gradkit.runs.units.COUNT_KINDS` (see :func:`censor_counts`; ``None`` when not recorded)."""
 
     optimizer: str
     learning_rate: float | None
@@ -82,6 +86,8 @@ class Runs:
     start: np.ndarray
     target_costs: np.ndarray
     total_cost: np.ndarray
+    target_counts: np.ndarray | None = None
+    total_counts: np.ndarray | None = None
 
 
 def _check_ints(name: str, values: Sequence[Any], low: int, high: int | None = None) -> tuple[int, ...]:
@@ -132,6 +138,20 @@ def _censor(result: runs.RunResult, budget: float) -> tuple[np.ndarray, np.ndarr
     return np.where(result.target_costs <= budget, result.target_costs, np.inf), np.minimum(result.cost, budget)
 
 
+def censor_counts(result: runs.RunResult, budget: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(target_counts, total_counts)`` of ``result`` cut at ``budget`` gradient-equivalents, as
+    :func:`_censor` cuts the costs: a target reached beyond the budget is ``inf`` in every kind;
+    a run that spent ``cost_r > budget`` keeps the share ``budget / cost_r`` of each kind,
+    ``total_k = max(counts_rk · min(1, budget / cost_r), c_rk)`` with ``c_rk`` the counts to its
+    last target reached within the budget (so a count to a target never exceeds the total; the
+    engine does not record where within the run the budget ran out)."""
+    within = result.target_costs <= budget
+    counts = np.where(within[:, :, None], result.target_counts, np.inf)
+    share = np.minimum(1.0, budget / np.maximum(result.cost, np.finfo(np.float64).tiny))
+    reached = np.where(np.isfinite(counts), counts, 0.0).max(axis=1)
+    return counts, np.maximum(result.counts * share[:, None], reached)
+
+
 def learning_rates_of(contender: Contender, config: CampaignConfig) -> list[float | None]:
     """The learning rates one optimizer runs: the grid, plus its default learning rate when it has
     one outside the grid (measured for the tuned-vs-default gap, never chosen); ``[None]`` for an
@@ -154,24 +174,26 @@ def run_function(function: int, dimension: int, name: str, contender: Contender,
     tile = lambda a: np.concatenate([a] * len(lrs))
     hparams = {"learning_rate": np.repeat(np.asarray(lrs, np.float64), n)} if contender.swept else None
     first = {k: jnp.asarray(v[0]) for k, v in data.items()}
-    step_cost = measured_step_cost(contender, lambda x: DeltaF(function)(x, first), jnp.asarray(starts[0]))
+    step_cost = measured_step_counts(contender, lambda x: DeltaF(function)(x, first), jnp.asarray(starts[0]))
     result = runs.run_batch(DeltaF(function), contender.make, jnp.asarray(tile(starts)), config.steps(dimension),
                             hparams, f_star=0.0, tol=1e-8, targets=TARGETS, step_cost=step_cost,
                             objective_data={k: jnp.asarray(tile(v)) for k, v in data.items()})
     costs, total = _censor(result, float(config.budget * dimension))
+    counts, total_counts = censor_counts(result, float(config.budget * dimension))
     instance = np.repeat(np.asarray(config.instances), config.starts_per_instance)
     start = np.tile(np.arange(config.starts_per_instance), len(config.instances))
     out = []
     for k, lr in enumerate(lrs):
         part = slice(k * n, (k + 1) * n)
         out.append(Runs(name, lr, np.full(n, function), np.full(n, dimension), instance, start, costs[part],
-                        total[part]))
+                        total[part], counts[part], total_counts[part]))
     return out
 
 
 def concatenate(parts: Sequence[Runs]) -> Runs:
     """One :class:`Runs` from several of the same optimizer and learning rate."""
-    cat = lambda field: np.concatenate([getattr(p, field) for p in parts])
+    cat = lambda field: (None if any(getattr(p, field) is None for p in parts)
+                         else np.concatenate([getattr(p, field) for p in parts]))
     fields = [f.name for f in dataclasses.fields(Runs)][2:]
     return Runs(parts[0].optimizer, parts[0].learning_rate, **{f: cat(f) for f in fields})
 

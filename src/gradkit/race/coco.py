@@ -5,7 +5,10 @@ run ``r`` on problem ``(function[r], instance[r], dimension[r])``, with
 ``target_costs[r, j]`` the cost at which the run *first* reached
 ``f - f_opt <= targets[j]`` (``inf`` if never) and ``total_cost[r]`` everything it spent.
 Costs are gradient-equivalents (a gradient = 1, a function value = 0.5), the unit COCO
-calls "function evaluations" when read through :mod:`gradkit.race.coco_output`.
+calls "function evaluations" when read through :mod:`gradkit.race.coco_output`.  A campaign
+may also hold the counts of each kind (``target_counts``, ``total_counts``: values, gradients,
+HVPs, JVPs, :data:`gradkit.runs.units.COUNT_KINDS`); every aRT and ECDF then takes
+``unit=`` one of :data:`UNITS` (default ``"gradient-equivalents"``, or a kind such as ``"grads"``).
 
 The measures follow cocopp 2.9 (the COCO post-processing, ``pip install cocopp``) so
 numbers computed here agree with the ones cocopp reports on the same data:
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from gradkit.runs.units import COUNT_KINDS
 from gradkit.suites.bbob_instances import FUNCTION_GROUPS as BBOB_FUNCTION_GROUPS
 
 if TYPE_CHECKING:  # re-exported lazily by __getattr__ at the end of this module
@@ -46,6 +50,7 @@ if TYPE_CHECKING:  # re-exported lazily by __getattr__ at the end of this module
 
 __all__ = [
     "TARGETS",
+    "UNITS",
     "FUNCTION_GROUPS",
     "Campaign",
     "ArtRow",
@@ -68,6 +73,11 @@ builds them: ``10 ** np.arange(2, -8.2, -0.2)`` (``cocopp/testbedsettings.py``,
 ulp *larger* than ``10**(k/5)`` (the last is ``1.0000000000000042e-08``); cocopp's aligned
 data rows are labelled ``np.power(10, k / 5)``, which are never larger, so its
 ``DataSet.detEvals(TARGETS)`` picks the row of the same nominal level."""
+
+UNITS: tuple[str, ...] = ("gradient-equivalents", *COUNT_KINDS)
+"""The units a runtime can be read in: gradient-equivalents (``target_costs`` / ``total_cost``) or
+the count of one kind of evaluation (``target_counts[..., k]`` / ``total_counts[:, k]``, ``k`` the
+kind's index in :data:`gradkit.runs.units.COUNT_KINDS`: values, grads, hvps, jvps)."""
 
 FUNCTION_GROUPS = BBOB_FUNCTION_GROUPS  # defined once, with cocopp's names, in gradkit.suites.bbob_instances
 
@@ -127,6 +137,34 @@ def _check_costs(target_costs: object, total_cost: object, *, tc_name: str = "ta
     return tc, tot
 
 
+def _unit_index(unit: object) -> int | None:
+    """``None`` for gradient-equivalents, else the index of the kind in ``COUNT_KINDS``."""
+    if not isinstance(unit, str) or unit not in UNITS:
+        raise _err("unit", f"expected one of {', '.join(UNITS)}, got {unit!r}")
+    return None if unit == UNITS[0] else COUNT_KINDS.index(unit)
+
+
+def _check_counts(target_counts: object, total_counts: object, tc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validated float copies of ``target_counts`` ``(R, T, K)`` and ``total_counts`` ``(R, K)``,
+    ``K = len(COUNT_KINDS)``, consistent with the validated ``target_costs`` ``tc``."""
+    counts = _float_array("target_counts", target_counts)
+    totals = _float_array("total_counts", total_counts)
+    kinds = len(COUNT_KINDS)
+    if counts.shape != (*tc.shape, kinds):
+        raise _err("target_counts", f"expected shape {(*tc.shape, kinds)} (runs, targets, kinds), got {counts.shape}")
+    if totals.shape != (tc.shape[0], kinds):
+        raise _err("total_counts", f"expected shape {(tc.shape[0], kinds)} (runs, kinds), got {totals.shape}")
+    if (counts < 0).any() or (totals < 0).any() or not np.isfinite(totals).all():
+        raise _err("target_counts", "counts must be >= 0 (inf = not reached) and total_counts finite")
+    if (np.isfinite(counts) != np.isfinite(tc)[:, :, None]).any():
+        raise _err("target_counts", "must be inf exactly where target_costs is (in every kind)")
+    for k in range(kinds):
+        _check_costs(counts[:, :, k], totals[:, k], tc_name="target_counts", total_name="total_counts")
+        if (counts[:, 1:, k] < counts[:, :-1, k]).any():
+            raise _err("target_counts", f"{COUNT_KINDS[k]} decrease along the (decreasing) targets")
+    return counts, totals
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.array(a, copy=True)
     a.setflags(write=False)
@@ -149,7 +187,11 @@ class Campaign:
     - ``total_cost[r]``: everything the run spent, finite and ``>=`` every finite target cost;
     - ``best_delta_f[r]`` (optional): the best ``f - f_opt`` the run saw, ``>= 0`` and
       consistent with the ladder (``<= targets[j]`` for every reached ``j``, ``> targets[j]``
-      for every missed one); used only by :func:`gradkit.race.coco_output.write_coco`.
+      for every missed one); used only by :func:`gradkit.race.coco_output.write_coco`;
+    - ``target_counts[r, j, k]`` and ``total_counts[r, k]`` (optional, together): the same
+      runtimes counted per kind ``k`` of :data:`gradkit.runs.units.COUNT_KINDS` (values, grads,
+      HVPs, JVPs): ``inf`` exactly where ``target_costs`` is, each kind nondecreasing in ``j``
+      and ``<= total_counts[r, k]``; read with ``unit=`` (:meth:`runtimes`).
 
     ``targets`` is the strictly decreasing positive ladder (default :data:`TARGETS`),
     ``algorithm`` a name without whitespace, quotes or path separators (it names the
@@ -168,6 +210,8 @@ class Campaign:
     targets: np.ndarray = dataclasses.field(default_factory=lambda: TARGETS.copy())
     best_delta_f: np.ndarray | None = None
     suite: str = "bbob"
+    target_counts: np.ndarray | None = None
+    total_counts: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.algorithm, str) or not self.algorithm:
@@ -224,6 +268,23 @@ class Campaign:
         object.__setattr__(self, "target_costs", _readonly(tc))
         object.__setattr__(self, "total_cost", _readonly(tot))
         object.__setattr__(self, "best_delta_f", None if best is None else _readonly(best))
+        if (self.target_counts is None) != (self.total_counts is None):
+            raise _err("target_counts", "target_counts and total_counts come together (give both or neither)")
+        if self.target_counts is not None:
+            counts, totals = _check_counts(self.target_counts, self.total_counts, tc)
+            object.__setattr__(self, "target_counts", _readonly(counts))
+            object.__setattr__(self, "total_counts", _readonly(totals))
+
+    def runtimes(self, unit: str = "gradient-equivalents") -> tuple[np.ndarray, np.ndarray]:
+        """``(target runtimes (R, T), total runtime (R,))`` in ``unit`` (:data:`UNITS`):
+        ``(target_costs, total_cost)`` for ``"gradient-equivalents"``, else
+        ``(target_counts[:, :, k], total_counts[:, k])`` with ``k = COUNT_KINDS.index(unit)``."""
+        k = _unit_index(unit)
+        if k is None:
+            return self.target_costs, self.total_cost
+        if self.target_counts is None:
+            raise _err("unit", f"{unit!r} needs a campaign with target_counts and total_counts (this one has none)")
+        return self.target_counts[:, :, k], self.total_counts[:, k]
 
     @property
     def n_runs(self) -> int:
@@ -298,27 +359,33 @@ class ArtRow(NamedTuple):
     n_runs: int
 
 
-def _rows(campaign: Campaign, idx: np.ndarray, balance_instances: bool) -> tuple[np.ndarray, np.ndarray]:
-    tc, tot = campaign.target_costs[idx], campaign.total_cost[idx]
+def _rows(campaign: Campaign, idx: np.ndarray, balance_instances: bool, unit: str = "gradient-equivalents"
+          ) -> tuple[np.ndarray, np.ndarray]:
+    target, total = campaign.runtimes(unit)
+    tc, tot = target[idx], total[idx]
     if balance_instances:
         m = _instance_multipliers(campaign.instance[idx])
         tc, tot = np.repeat(tc, m, axis=0), np.repeat(tot, m)
     return tc, tot
 
 
-def art_table(campaign: Campaign, *, balance_instances: bool = False) -> dict[tuple[int, int], ArtRow]:
+def art_table(campaign: Campaign, *, balance_instances: bool = False, unit: str = "gradient-equivalents"
+              ) -> dict[tuple[int, int], ArtRow]:
     """aRT per ``(function, dimension)`` of ``campaign``, over all its runs there.
 
     ``{(f, d): ArtRow(art (T,), n_success (T,), n_runs)}`` with ``art`` from
-    :func:`average_runtime`.  With ``balance_instances=True`` each run is counted
-    ``lcm(c) / c_i`` times, ``c_i`` the number of runs on its instance, as cocopp does by
-    default (``genericsettings.balance_instances``); the two agree whenever every instance
-    has the same number of runs.  ``n_success``/``n_runs`` count the runs themselves.
+    :func:`average_runtime`, ``aRT_j = Σ_r min(t_rj, total_r) / #{r : t_rj < inf}`` of the
+    runtimes ``t``, ``total`` in ``unit`` (:data:`UNITS`, :meth:`Campaign.runtimes`; e.g.
+    ``"grads"``: gradients until the target, and over the whole run when it was missed).
+    With ``balance_instances=True`` each run is counted ``lcm(c) / c_i`` times, ``c_i`` the
+    number of runs on its instance, as cocopp does by default
+    (``genericsettings.balance_instances``); the two agree whenever every instance has the same
+    number of runs.  ``n_success``/``n_runs`` count the runs themselves.
     """
     out: dict[tuple[int, int], ArtRow] = {}
     for f, d in campaign.problems():
         idx = campaign.runs_of(f, d)
-        tc, tot = _rows(campaign, idx, balance_instances)
+        tc, tot = _rows(campaign, idx, balance_instances, unit)
         n_succ = np.isfinite(campaign.target_costs[idx]).sum(axis=0)
         out[(f, d)] = ArtRow(_art(tc, tot), n_succ, int(idx.size))
     return out
@@ -337,14 +404,15 @@ def _check_campaigns(campaigns: Sequence[Campaign]) -> list[Campaign]:
     return cs
 
 
-def best_art_table(campaigns: Sequence[Campaign], *, balance_instances: bool = False
-                   ) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+def best_art_table(campaigns: Sequence[Campaign], *, balance_instances: bool = False,
+                   unit: str = "gradient-equivalents") -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
     """Per ``(function, dimension)`` and target, the smallest aRT over ``campaigns`` and the
     index of the campaign attaining it: ``{(f, d): (best_art (T,), which (T,))}``, ``which = -1``
     where no campaign reached the target.  Ties go to the earlier campaign, as in cocopp's
-    ``bestalg.BestAlgSet`` (strict ``<`` while scanning the algorithms)."""
+    ``bestalg.BestAlgSet`` (strict ``<`` while scanning the algorithms).  ``unit``: as
+    :func:`art_table`, ``best_j = min_c aRT_j(c)``."""
     cs = _check_campaigns(campaigns)
-    tables = [art_table(c, balance_instances=balance_instances) for c in cs]
+    tables = [art_table(c, balance_instances=balance_instances, unit=unit) for c in cs]
     keys = sorted(set().union(*tables))
     out = {}
     for key in keys:

@@ -122,7 +122,7 @@ def _functions_in(campaign: Campaign, dimension: int, functions: Iterable[int] |
 
 def runtime_ecdf(campaign: Campaign, dimension: int, functions: Iterable[int] | None = None,
                  n_samples: int | None = None, seed: int | np.random.Generator | None = 0, *,
-                 balance_instances: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                 balance_instances: bool = False, unit: str = "gradient-equivalents") -> tuple[np.ndarray, np.ndarray]:
     """Bootstrapped ECDF of runtime / dimension over (function, target) pairs, as cocopp's
     ``compall/pprldmany.py`` (the "runtime distributions" / ECDF figures, bbob suite).
 
@@ -141,6 +141,8 @@ def runtime_ecdf(campaign: Campaign, dimension: int, functions: Iterable[int] | 
             largest number of runs per function.
         seed: seed or generator for the bootstrap.
         balance_instances: weight instances equally, as cocopp by default (see :func:`~gradkit.race.coco.art_table`).
+        unit: the runtime's unit, one of :data:`~gradkit.race.coco.UNITS` (default gradient-equivalents;
+            a kind such as ``"grads"`` reads the campaign's counts).
 
     Returns:
         ``(x, y)``: the distinct finite values of runtime/dimension, increasing, and the ECDF
@@ -148,7 +150,7 @@ def runtime_ecdf(campaign: Campaign, dimension: int, functions: Iterable[int] | 
     """
     rng = np.random.default_rng(seed)
     fs = _functions_in(campaign, dimension, functions)
-    blocks = [_rows(campaign, campaign.runs_of(f, dimension), balance_instances) for f in fs]
+    blocks = [_rows(campaign, campaign.runs_of(f, dimension), balance_instances, unit) for f in fs]
     n = n_samples if n_samples is not None else default_n_samples(max(b[0].shape[0] for b in blocks))
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise _err("n_samples", f"expected a positive int, got {n!r}")
@@ -158,16 +160,19 @@ def runtime_ecdf(campaign: Campaign, dimension: int, functions: Iterable[int] | 
 
 def group_ecdfs(campaign: Campaign, dimension: int, n_samples: int | None = None,
                 seed: int | None = 0, *, groups: dict[str, Sequence[int]] | None = None,
-                balance_instances: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                balance_instances: bool = False, unit: str = "gradient-equivalents"
+                ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """:func:`runtime_ecdf` per function group (default :data:`~gradkit.race.coco.FUNCTION_GROUPS`), over the
-    group's functions that have runs in ``dimension``; groups without any are left out."""
+    group's functions that have runs in ``dimension``; groups without any are left out.  ``unit``: as
+    :func:`runtime_ecdf`."""
     groups = FUNCTION_GROUPS if groups is None else groups
     present = set(int(f) for f in campaign.function[campaign.dimension == dimension])
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, fs in groups.items():
         sel = [f for f in fs if f in present]
         if sel:
-            out[name] = runtime_ecdf(campaign, dimension, sel, n_samples, seed, balance_instances=balance_instances)
+            out[name] = runtime_ecdf(campaign, dimension, sel, n_samples, seed, balance_instances=balance_instances,
+                                     unit=unit)
     return out
 
 
@@ -176,7 +181,7 @@ def group_ecdfs(campaign: Campaign, dimension: int, n_samples: int | None = None
 
 def virtual_best(campaigns: Sequence[Campaign], dimension: int, functions: Iterable[int] | None = None,
                  n_samples: int | None = None, seed: int | np.random.Generator | None = 0, *,
-                 balance_instances: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                 balance_instances: bool = False, unit: str = "gradient-equivalents") -> tuple[np.ndarray, np.ndarray]:
     """ECDF of the virtual best solver, the line cocopp draws for its best (reference) algorithm.
 
     cocopp's ``bestalg.BestAlgSet`` picks, per function, dimension and target, the algorithm
@@ -190,7 +195,7 @@ def virtual_best(campaigns: Sequence[Campaign], dimension: int, functions: Itera
 
     Args:
         campaigns: the algorithms, all on the same ``targets``.
-        dimension, functions, n_samples, seed, balance_instances: as :func:`runtime_ecdf`;
+        dimension, functions, n_samples, seed, balance_instances, unit: as :func:`runtime_ecdf`;
             ``functions`` defaults to every function any campaign ran in ``dimension``, and
             ``n_samples`` to :func:`default_n_samples` of the largest number of runs.
 
@@ -205,7 +210,7 @@ def virtual_best(campaigns: Sequence[Campaign], dimension: int, functions: Itera
     missing = [f for f in fs if f not in present]
     if missing or not fs:
         raise _err("functions", f"no campaign has runs on f{missing[0]} in dimension {dimension}" if missing else "empty selection")
-    best = best_art_table(cs, balance_instances=balance_instances)
+    best = best_art_table(cs, balance_instances=balance_instances, unit=unit)
     max_runs = max(c.runs_of(f, dimension).size for c in cs for f in fs)
     n = n_samples if n_samples is not None else default_n_samples(max_runs)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -219,6 +224,6 @@ def virtual_best(campaigns: Sequence[Campaign], dimension: int, functions: Itera
                 samples.append(np.full(int(n), np.inf))
                 continue
             c = cs[int(k)]
-            tc, tot = _rows(c, c.runs_of(f, dimension), balance_instances)
+            tc, tot = _rows(c, c.runs_of(f, dimension), balance_instances, unit)
             samples.append(_simulate(tc[:, j], tot, int(n), rng, True))
     return _ecdf(np.concatenate(samples) / dimension)

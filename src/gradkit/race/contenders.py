@@ -161,9 +161,19 @@ def contender(spec: Any, name: str | None = None) -> Contender:
 def measured_step_cost(contender: Contender, objective: Any, x0: Any) -> float | None:
     """Gradient-equivalents per step of a custom contender whose optimizer state has no registered
     cost model, measured on ``objective`` from ``x0`` at a learning rate of 1e-3
-    (:func:`gradkit.runs.costs.measure_step_cost`); ``None`` for gradkit's own optimizers and for
-    states the runner already knows how to count."""
-    from gradkit.runs.costs import has_cost_model, measure_step_cost
+    (:func:`gradkit.runs.costs.measure_step_cost`, ``Σ_k COST_UNITS[k] · counts_k`` of
+    :func:`measured_step_counts`); ``None`` for gradkit's own optimizers and for states the runner
+    already knows how to count."""
+    counts = measured_step_counts(contender, objective, x0)
+    return None if counts is None else float(counts.cost)
+
+
+def measured_step_counts(contender: Contender, objective: Any, x0: Any) -> Any:
+    """The :class:`gradkit.runs.units.Counts` per kind (values, grads, HVPs, JVPs) one step of a
+    custom contender without a registered cost model spends, measured as
+    :func:`measured_step_cost` (:func:`gradkit.runs.costs.measure_step_counts`); ``None`` where
+    that is ``None``."""
+    from gradkit.runs.costs import has_cost_model, measure_step_counts
 
     if contender.family != "custom":
         return None
@@ -171,7 +181,7 @@ def measured_step_cost(contender: Contender, objective: Any, x0: Any) -> float |
     opt = contender.make if isinstance(contender.make, optax.GradientTransformation) else contender.make(**hparams)
     if has_cost_model(opt, x0):
         return None
-    return measure_step_cost(opt, objective, x0)
+    return measure_step_counts(opt, objective, x0)
 
 
 def resolve(optimizers: Sequence[Any] | Mapping[str, Any]) -> dict[str, Contender]:

@@ -53,6 +53,14 @@ both branches); AdaHessian +2 (one Hutchinson probe per step); forward gradients
 never uses the gradient (forward gradients), the runner's own ``value_and_grad`` is
 bookkeeping and is not counted.  Register a new state type in :data:`COST_MODELS`.
 
+Every cost model states its spend as **counts per kind** (:class:`Counts`: values, gradients,
+HVPs, JVPs, in :data:`COUNT_KINDS` order; :mod:`gradkit.runs.units`), and gradient-equivalents
+are derived from them, ``Σ_k COST_UNITS[k] · counts_k`` (:func:`gradient_equivalents`).  A
+``value_and_grad`` counts as one gradient (its value is not counted again); a *value* is a call
+that computes ``f`` alone, so COCO's function evaluations are ``values + grads``.  Each result
+holds ``counts`` ``(runs, 4)``, and with ``targets`` ``target_counts`` ``(runs, targets, 4)``: the
+evaluations of each kind spent until each target was first reached (``inf``: never).
+
 A run whose objective value becomes NaN/inf (a non-finite point propagates into
 the value) is flagged ``diverged`` and frozen at its last finite point on a check
 boundary (every recorded step; in final-state mode every 100 steps and after the
@@ -68,8 +76,11 @@ rehearses a job on one machine.
 """
 
 from gradkit.runs.costs import COST_MODELS, COST_UNITS, CostModel
-from gradkit.runs.engine import OptimizerFactory, OptimizerLike, RunResult, estimate_bytes, run, run_batch
+from gradkit.runs.engine import OptimizerFactory, OptimizerLike, estimate_bytes, run, run_batch
+from gradkit.runs.result import RunResult
+from gradkit.runs.units import COUNT_KINDS, Counts, gradient_equivalents
 from gradkit.runs.sweeps import SweepResult, grid_product, nearest_minimum, start_grid, sweep
 
-__all__ = ["COST_MODELS", "COST_UNITS", "CostModel", "OptimizerFactory", "OptimizerLike", "RunResult", "SweepResult",
-           "estimate_bytes", "grid_product", "nearest_minimum", "run", "run_batch", "start_grid", "sweep"]
+__all__ = ["COST_MODELS", "COST_UNITS", "COUNT_KINDS", "CostModel", "Counts", "OptimizerFactory", "OptimizerLike",
+           "RunResult", "SweepResult", "estimate_bytes", "gradient_equivalents", "grid_product", "nearest_minimum", "run",
+           "run_batch", "start_grid", "sweep"]

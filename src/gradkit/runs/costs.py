@@ -1,4 +1,5 @@
-"""Cost models: the gradient-equivalents one optimizer step spends (see :mod:`gradkit.runs`)."""
+"""Cost models: what one optimizer step spends, as counts of values, gradients, HVPs and JVPs
+(:mod:`gradkit.runs.units`), and the gradient-equivalents derived from them (see :mod:`gradkit.runs`)."""
 
 from __future__ import annotations
 
@@ -14,36 +15,47 @@ from jax.flatten_util import ravel_pytree
 
 from gradkit.optim import (AdaHessianState, ForwardGradientState, HessianFreeState, HutchinsonState,
                            NewtonCGState, NewtonState, SamState, TrustRegionState)
+from gradkit.runs.units import COST_UNITS, COUNT_KINDS, Counts, as_counts, count_weights, gradient_equivalents
 
 PyTree = Any
 
-COST_UNITS: dict[str, float] = {"value": 0.5, "grad": 1.0, "hvp": 2.0, "jvp": 1.0}
-"""Gradient-equivalents of one evaluation (see the module doc for the measurements)."""
-
-
+__all__ = ["COST_MODELS", "COST_UNITS", "COUNT_KINDS", "CostModel", "Counts", "as_counts", "count_weights",
+           "gradient_equivalents", "has_cost_model", "measure_step_cost", "measure_step_counts"]
 
 
 class CostModel(NamedTuple):
-    """Gradient-equivalents one optimizer step spends, read from one node of its state.
+    """What one optimizer step spends, read from one node of its state, as :class:`Counts` per kind.
 
-    ``per_step``: a constant added every step; ``counted(old, new)``: the traced amount
-    read from the node before and after the step (``None``: nothing variable);
-    ``replaces_runner_evaluation``: the runner's ``value_and_grad`` at the new point is not
-    counted (the state already holds it, or the method never uses the gradient).
+    ``per_step``: counts added every step; ``counted(old, new)``: the traced counts read from the
+    node before and after the step (``None``: nothing variable).  Either may also be a bare number
+    of gradient-equivalents (the older form), counted as that many gradients (:func:`as_counts`).
+    ``replaces_runner_evaluation``: the runner's ``value_and_grad`` at the new point (1 gradient)
+    is not counted (the state already holds it, or the method never uses the gradient).
+    Gradient-equivalents are derived: ``Σ_k COST_UNITS[k] · counts_k``.
     """
 
-    per_step: float = 0.0
-    counted: Callable[[Any, Any], jax.Array] | None = None
+    per_step: Counts | float = 0.0
+    counted: Callable[[Any, Any], Counts | jax.Array] | None = None
     replaces_runner_evaluation: bool = False
 
+    @property
+    def per_step_counts(self) -> Counts:
+        """``per_step`` as :class:`Counts` (a bare number counted as gradients)."""
+        return as_counts(self.per_step)
 
-def _hvps(old: Any, new: Any) -> jax.Array:
-    return COST_UNITS["hvp"] * (new.hvp_count - old.hvp_count)
+    @property
+    def per_step_cost(self) -> float:
+        """Gradient-equivalents of ``per_step``: ``Σ_k COST_UNITS[k] · per_step_k``."""
+        return gradient_equivalents(self.per_step_counts)
 
 
-def _key_moved(old: Any, new: Any) -> jax.Array:
+def _hvps(old: Any, new: Any) -> Counts:
+    return Counts(hvps=new.hvp_count - old.hvp_count)
+
+
+def _key_moved(old: Any, new: Any) -> Counts:
     data = lambda k: jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k
-    return COST_UNITS["hvp"] * jnp.any(data(old.key) != data(new.key))
+    return Counts(hvps=jnp.any(data(old.key) != data(new.key)).astype(jnp.int32))
 
 
 def _closure_value(fn: Callable[..., Any], name: str, default: Any) -> Any:
@@ -59,26 +71,26 @@ def _cost_models() -> dict[type, Callable[[optax.GradientTransformation, PyTree]
     zoom = optax.ScaleByZoomLinesearchState
     backtracking = optax.ScaleByBacktrackingLinesearchState
     return {
-        SamState: lambda opt, x: CostModel(per_step=COST_UNITS["grad"]),
+        SamState: lambda opt, x: CostModel(per_step=Counts(grads=1)),
         NewtonCGState: lambda opt, x: CostModel(counted=_hvps),
         HessianFreeState: lambda opt, x: CostModel(counted=_hvps),
-        TrustRegionState: lambda opt, x: CostModel(COST_UNITS["grad"], _hvps, True),
-        NewtonState: lambda opt, x: CostModel(per_step=COST_UNITS["hvp"] * ravel_pytree(x)[0].size),
-        zoom: lambda opt, x: CostModel(
-            counted=lambda o, n: COST_UNITS["grad"] * n.info.num_linesearch_steps, replaces_runner_evaluation=True),
-        backtracking: lambda opt, x: CostModel(counted=lambda o, n: COST_UNITS["value"] * n.info.num_linesearch_steps),
+        TrustRegionState: lambda opt, x: CostModel(Counts(grads=1), _hvps, True),
+        NewtonState: lambda opt, x: CostModel(per_step=Counts(hvps=ravel_pytree(x)[0].size)),
+        zoom: lambda opt, x: CostModel(  # one value_and_grad per trial of the zoom search: a gradient
+            counted=lambda o, n: Counts(grads=n.info.num_linesearch_steps), replaces_runner_evaluation=True),
+        backtracking: lambda opt, x: CostModel(counted=lambda o, n: Counts(values=n.info.num_linesearch_steps)),
         optax.contrib.HutchinsonState: lambda opt, x: CostModel(counted=_key_moved),
         HutchinsonState: lambda opt, x: CostModel(counted=_key_moved),  # gradkit's Sophia-H
-        AdaHessianState: lambda opt, x: CostModel(per_step=COST_UNITS["hvp"]),  # one Hutchinson probe per step
+        AdaHessianState: lambda opt, x: CostModel(per_step=Counts(hvps=1)),  # one Hutchinson probe per step
         ForwardGradientState: lambda opt, x: CostModel(
-            per_step=COST_UNITS["jvp"] * _closure_value(opt.update, "num_tangents", 1),
-            replaces_runner_evaluation=True),
+            per_step=Counts(jvps=_closure_value(opt.update, "num_tangents", 1)), replaces_runner_evaluation=True),
     }
 
 
 COST_MODELS: dict[type, Callable[[optax.GradientTransformation, PyTree], CostModel]] = _cost_models()
 """Optimizer-state type -> ``(optimizer, params) -> CostModel`` for gradkit's and optax's states
-(see the module doc); add an entry for a new state type whose steps cost more than one gradient."""
+(see the module doc); add an entry for a new state type whose steps cost more than one gradient.
+Every built-in model states its spend in :class:`Counts` per kind."""
 
 
 def _state_nodes(state: Any, path: tuple = ()) -> list[tuple[tuple, type]]:
@@ -99,27 +111,52 @@ def _at(state: Any, path: tuple) -> Any:
     return state
 
 
-class _Cost(NamedTuple):
-    """The cost model of one optimizer: a constant per step plus traced counts."""
+def _plus(a: Counts, b: Counts) -> Counts:
+    return Counts(*(x + y for x, y in zip(a, b)))
 
-    per_step: float
-    counted: tuple[tuple[tuple, Callable[[Any, Any], jax.Array]], ...]
+
+def _vector(counts: Counts, dtype: Any) -> jax.Array:
+    """``(4,)`` array of ``counts`` in :data:`COUNT_KINDS` order."""
+    return jnp.stack([jnp.asarray(c).astype(dtype) for c in counts])
+
+
+class _Cost(NamedTuple):
+    """The cost model of one optimizer: constant counts per step plus traced counts."""
+
+    per_step: Counts
+    counted: tuple[tuple[tuple, Callable[[Any, Any], Any]], ...]
+
+    @property
+    def per_step_cost(self) -> float:
+        """Gradient-equivalents of the constant part: ``Σ_k COST_UNITS[k] · per_step_k``."""
+        return gradient_equivalents(self.per_step)
+
+    def step_counts(self, old_state: Any, new_state: Any, dtype: Any) -> Counts:
+        """The counts of one step (constant part plus what the state's nodes counted), scalars of ``dtype``."""
+        total = Counts(*(jnp.asarray(c, dtype) for c in self.per_step))
+        for p, fn in self.counted:
+            more = as_counts(fn(_at(old_state, p), _at(new_state, p)))
+            total = Counts(*(a + jnp.asarray(b).astype(dtype) for a, b in zip(total, more)))
+        return total
 
     def step(self, old_state: Any, new_state: Any) -> jax.Array:
-        extra = sum((fn(_at(old_state, p), _at(new_state, p)) for p, fn in self.counted), jnp.zeros([]))
-        return self.per_step + extra
+        """Gradient-equivalents of one step, derived from :meth:`step_counts`."""
+        return gradient_equivalents(self.step_counts(old_state, new_state, jnp.result_type(float)))
 
 
 def _cost_of(opt: optax.GradientTransformation, params: PyTree, state: Any) -> _Cost:
-    """Combine the cost models of every registered node of ``state``."""
-    per_step, counted, replaced = 0.0, [], False
+    """Combine the cost models of every registered node of ``state`` (plus the runner's
+    ``value_and_grad``, 1 gradient, unless a model replaces it)."""
+    per_step, counted, replaced = Counts(), [], False
     for path, kind in _state_nodes(state):
         model = COST_MODELS[kind](opt, params)
-        per_step += model.per_step
+        per_step = _plus(per_step, model.per_step_counts)
         replaced |= model.replaces_runner_evaluation
         if model.counted is not None:
             counted.append((path, model.counted))
-    return _Cost(per_step + (0.0 if replaced else COST_UNITS["grad"]), tuple(counted))
+    runner = Counts() if replaced else Counts(grads=1)
+    return _Cost(Counts(*(c if isinstance(c, jax.core.Tracer) else float(c) for c in _plus(per_step, runner))),
+                 tuple(counted))
 
 
 def _has_line_search(state: Any) -> bool:
@@ -138,30 +175,47 @@ def has_cost_model(opt: optax.GradientTransformation, params: PyTree) -> bool:
     return bool(_state_nodes(jax.eval_shape(opt.init, params)))
 
 
-def _evaluation_cost(x: PyTree) -> float:
-    """Gradient-equivalents of one call of the objective at ``x``, read from how ``x`` is traced:
-    a concrete point is a value (1/2), one level of differentiation tracers (``grad``, ``vjp``,
-    ``jvp``) a gradient (1), two (a Hessian-vector product) 2."""
-    depth = 0
+def _evaluation_counts(x: PyTree) -> Counts:
+    """What one call of the objective at ``x`` is, read from how ``x`` is traced: a concrete point
+    is a value; one level of differentiation tracers a gradient (reverse mode: ``grad``, ``vjp``)
+    or, for a forward-mode ``jvp`` tracer, a JVP (one per tangent when the tangents are vmapped);
+    two levels a Hessian-vector product (``2^(d-2)`` of them for ``d > 2`` levels)."""
+    depth, outer = 0, None
     leaf = jax.tree.leaves(x)[0] if jax.tree.leaves(x) else None
     while isinstance(leaf, jax.core.Tracer) and hasattr(leaf, "primal"):
+        outer = leaf if outer is None else outer
         depth += 1
         leaf = leaf.primal
-    return COST_UNITS["value"] * 2.0**depth
+    if depth == 0:
+        return Counts(values=1)
+    if depth >= 2:
+        return Counts(hvps=2 ** (depth - 2))
+    if type(outer).__name__ == "JVPTracer":  # forward mode (reverse mode traces with a linearize tracer)
+        tangent = getattr(outer, "tangent", None)
+        batch_dim = getattr(tangent, "batch_dim", None)
+        width = tangent.val.shape[batch_dim] if isinstance(batch_dim, int) and hasattr(tangent, "val") else 1
+        return Counts(jvps=width)
+    return Counts(grads=1)
 
 
-def measure_step_cost(make_optimizer: Any, objective: Any, x0: PyTree, hparams: dict[str, Any] | None = None,
-                      steps: int = 4) -> float:
-    """The gradient-equivalents one step of an optimizer without a registered cost model spends,
-    measured: ``steps`` updates run eagerly (``jax.disable_jit``, so a ``while_loop`` line search
-    runs its body in Python) from ``x0`` with a ``value_fn`` that counts every call by the way its
-    point is traced (:func:`_evaluation_cost`), plus the runner's ``value_and_grad`` per step (1).
-    The mean over the steps; an optimizer whose cost varies from step to step gets its early
-    average."""
-    spent = [0.0]
+def _evaluation_cost(x: PyTree) -> float:
+    """Gradient-equivalents of one call of the objective at ``x``: those of
+    :func:`_evaluation_counts` (a value 1/2, a gradient or JVP 1, an HVP 2)."""
+    return gradient_equivalents(_evaluation_counts(x))
+
+
+def measure_step_counts(make_optimizer: Any, objective: Any, x0: PyTree, hparams: dict[str, Any] | None = None,
+                        steps: int = 4) -> Counts:
+    """The :class:`Counts` per kind one step of an optimizer without a registered cost model
+    spends, measured: ``steps`` updates run eagerly (``jax.disable_jit``, so a ``while_loop`` line
+    search runs its body in Python) from ``x0`` with a ``value_fn`` that counts every call by the
+    way its point is traced (:func:`_evaluation_counts`), plus the runner's ``value_and_grad`` per
+    step (1 gradient).  ``counts_k = [k = grads] + (calls of kind k) / steps``: the mean over the
+    steps; an optimizer whose spend varies from step to step gets its early average."""
+    spent = [Counts(0, 0, 0, 0)]
 
     def counted(x: PyTree) -> jax.Array:
-        spent[0] += _evaluation_cost(x)
+        spent[0] = _plus(spent[0], _evaluation_counts(x))
         return objective(x)
 
     opt = make_optimizer if isinstance(make_optimizer, optax.GradientTransformation) else make_optimizer(**(hparams or {}))
@@ -175,4 +229,13 @@ def measure_step_cost(make_optimizer: Any, objective: Any, x0: PyTree, hparams: 
                 kwargs["obj_fn"] = counted
             updates, state = opt.update(grad, state, x, **kwargs)
             x = optax.apply_updates(x, updates)
-    return COST_UNITS["grad"] + spent[0] / steps
+    mean = Counts(*(c / steps for c in spent[0]))
+    return _plus(Counts(grads=1.0), mean)
+
+
+def measure_step_cost(make_optimizer: Any, objective: Any, x0: PyTree, hparams: dict[str, Any] | None = None,
+                      steps: int = 4) -> float:
+    """The gradient-equivalents one step of an optimizer without a registered cost model spends,
+    measured: ``Σ_k COST_UNITS[k] · counts_k`` of :func:`measure_step_counts` (value 1/2, gradient
+    or JVP 1, HVP 2; the runner's ``value_and_grad`` per step is 1)."""
+    return float(measure_step_counts(make_optimizer, objective, x0, hparams, steps).cost)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-import warnings
 from typing import Any
 from collections.abc import Callable, Mapping, Sequence
 
@@ -20,7 +18,9 @@ from gradkit.lifting import Spec, call_with_fallback, lift, note_compile
 from gradkit.optim.quasi_newton import accepted_point, trial_judge
 from gradkit.runs.checks import _check_objective, _check_objective_data, _check_starts, _check_steps, _tolerance
 from gradkit.runs import multihost
-from gradkit.runs.costs import COST_UNITS, _Cost, _cost_of, _has_line_search
+from gradkit.runs.costs import COST_UNITS, _Cost, _cost_of, _has_line_search, _vector
+from gradkit.runs.result import RunResult
+from gradkit.runs.units import Counts, as_counts, gradient_equivalents
 from gradkit.runs.verdicts import _Ladder, _Marks, _Tolerance
 
 PyTree = Any
@@ -28,62 +28,6 @@ OptimizerFactory = Callable[..., optax.GradientTransformation]
 OptimizerLike = optax.GradientTransformation | OptimizerFactory
 
 _DEFAULT_MAX_BYTES = 4 * 1024**3
-
-
-@dataclasses.dataclass(frozen=True)
-class RunResult:
-    """Per-run results, NumPy arrays with the run axis first.
-
-    ``final``: last point (pytree); ``final_value``, ``final_grad_norm``;
-    ``diverged``: the run hit NaN/inf and was frozen; ``first_hit``: first step
-    ``k`` (0 = the start) within tolerance, -1 if never; ``settled_step``: first step
-    after which the run stays within tolerance to the end (time-to-ε), -1 when the last
-    iterate is not within; ``ended_within``: the last iterate is within tolerance;
-    ``final_distance``: distance of the last point to the nearest given minimizer (NaN
-    without minimizers); ``cost``: gradient-equivalents spent over the run;
-    ``cost_to_settle``: those spent up to ``settled_step`` (inf when not settled);
-    ``steps_recorded``: the step index of each recorded column; ``trajectory``
-    (pytree, leaves ``(runs, recorded, ...)``), ``values`` and ``grad_norms``
-    (``(runs, recorded)``) when recording, else ``None``.  With ``targets`` (COCO's ladder of
-    ``f - f*`` thresholds): ``target_steps`` and ``target_costs`` ``(runs, targets)``, the first
-    step and the gradient-equivalents spent when each target was first reached (-1 / ``inf``:
-    never), else ``None``.
-    """
-
-    final: PyTree
-    final_value: np.ndarray
-    final_grad_norm: np.ndarray
-    diverged: np.ndarray
-    steps_recorded: np.ndarray
-    first_hit: np.ndarray
-    settled_step: np.ndarray
-    ended_within: np.ndarray
-    final_distance: np.ndarray
-    cost: np.ndarray
-    cost_to_settle: np.ndarray
-    trajectory: PyTree | None = None
-    values: np.ndarray | None = None
-    grad_norms: np.ndarray | None = None
-    targets: np.ndarray | None = None
-    target_steps: np.ndarray | None = None
-    target_costs: np.ndarray | None = None
-
-    @property
-    def converged(self) -> np.ndarray:
-        """``ended_within & ~diverged``: the last iterate is within tolerance and finite."""
-        return self.ended_within & ~self.diverged
-
-    @property
-    def ever_hit(self) -> np.ndarray:
-        """``(first_hit >= 0) & ~diverged``: touched the tolerance once (maybe left again)."""
-        return (self.first_hit >= 0) & ~self.diverged
-
-    @property
-    def hit_step(self) -> np.ndarray:
-        """Deprecated alias of :attr:`first_hit`."""
-        warnings.warn("RunResult.hit_step is deprecated; use first_hit (or settled_step)", DeprecationWarning,
-                      stacklevel=2)
-        return self.first_hit
 
 
 def _record_stride(record: str | int, steps: int) -> int:
@@ -121,6 +65,19 @@ def _ladder(targets: Sequence[float] | None, rule: _Tolerance) -> _Ladder | None
     return _Ladder(tuple(float(v) for v in values), float(rule.f_star))
 
 
+def _check_step_cost(step_cost: Any) -> Counts | None:
+    """``step_cost`` as :class:`Counts` of Python floats (hashable), checked: finite, ``>= 0``
+    per kind, a positive cost; a bare number is that many gradients."""
+    if step_cost is None:
+        return None
+    numbers = as_counts(step_cost)
+    ok = all(isinstance(c, int | float) and not isinstance(c, bool) and math.isfinite(c) and c >= 0 for c in numbers)
+    if not ok or not gradient_equivalents(numbers) > 0:
+        raise ValueError(f"step_cost must be a positive finite number of gradient-equivalents or Counts of "
+                         f"finite counts >= 0, got {step_cost!r}")
+    return Counts(*(float(c) for c in numbers))
+
+
 def _bind_data(objective: Callable[..., jax.Array], data: PyTree) -> Callable[[PyTree], jax.Array]:
     """``x -> objective(x, data)``: one run's objective over its own data (a BBOB instance, ...)."""
     return lambda x: objective(x, data)
@@ -134,7 +91,7 @@ def _single_run(
     rule: _Tolerance,
     ladder: _Ladder | None = None,
     with_data: bool = False,
-    step_cost: float | None = None,
+    step_cost: Counts | None = None,
 ) -> Callable[..., dict[str, Any]]:
     """The scan for one run; vmapped over the run axis by :func:`_compiled`.  The objective and
     the optimizer (or factory) are rebuilt from their specs and lifted leaves (traced), so one
@@ -159,6 +116,7 @@ def _single_run(
         cost_model = _cost_of(raw, x0, state0) if step_cost is None else _Cost(step_cost, ())
         judge = trial_judge(state0)
         variable = bool(cost_model.counted)
+        dtype = jnp.result_type(float)
 
         def met(x: PyTree, value: jax.Array, grad: PyTree) -> jax.Array:
             return rule.within(x, value, grad, grad_scale)
@@ -170,10 +128,11 @@ def _single_run(
             x = optax.apply_updates(x, updates)
             value, grad = jax.value_and_grad(objective)(x)
             now = met(x, value, grad)
-            if variable:  # cumulative cost, and the cost when the current streak within tol began
-                total = spent[0] + cost_model.step(state, new_state)
+            if variable:  # cumulative counts (a scalar per kind), and the cost when the current streak began
+                more = cost_model.step_counts(state, new_state, dtype)
+                counts = Counts(*(a + b for a, b in zip(spent[0], more)))
                 begins = now & ~diverged & (marks.miss == marks.t - 1)
-                spent = (total, jnp.where(begins, total, spent[1]))
+                spent = (counts, jnp.where(begins, gradient_equivalents(counts), spent[1]))
             if ladder is not None:
                 reached = ladder.advance(reached, value, ~diverged, spent[0] if variable else None)
             return (x, new_state, value, grad, marks, diverged, spent, reached), now
@@ -235,9 +194,10 @@ def _single_run(
             return run_block
 
         within0 = met(x0, value0, grad0)
-        start_cost = jnp.asarray(COST_UNITS["grad"], jnp.result_type(float))
-        spent0 = (start_cost, jnp.where(within0, start_cost, jnp.inf)) if variable else ()
-        reached0 = ladder.start(value0, start_cost) if ladder is not None else ()
+        start_cost = jnp.asarray(COST_UNITS["grad"], dtype)
+        start_counts, per_step = _vector(Counts(grads=1), dtype), _vector(cost_model.per_step, dtype)
+        spent0 = (Counts(*start_counts), jnp.where(within0, start_cost, jnp.inf)) if variable else ()
+        reached0 = ladder.start(value0, tuple(start_counts)) if ladder is not None else ()
         carry = (x0, state0, value0, grad0, _Marks.start(within0), jnp.asarray(False), spent0, reached0)
         carry, recorded = jax.lax.scan(block(block_len), carry, None, length=steps // block_len)
         if steps % block_len:  # final-state mode only: the stride divides steps
@@ -246,19 +206,24 @@ def _single_run(
         hit, ended = marks.hit, marks.miss != steps
         settled = jnp.where(ended, marks.miss + 1, -1)
         if variable:
-            cost, cost_to_settle = spent[0], jnp.where(ended, spent[1], jnp.inf)
+            counts, cost_to_settle = jnp.stack(spent[0]), jnp.where(ended, spent[1], jnp.inf)
         else:  # a constant per step: no carry, computed from the settled step
-            cost = start_cost + steps * cost_model.per_step
-            cost_to_settle = jnp.where(ended, start_cost + settled * cost_model.per_step, jnp.inf)
+            counts = start_counts + steps * per_step
+            cost_to_settle = jnp.where(ended, start_cost + settled * cost_model.per_step_cost, jnp.inf)
+        cost = gradient_equivalents(counts)
         result = {"final": x, "final_value": value, "final_grad_norm": optax.tree.norm(grad),
                   "first_hit": hit, "settled_step": settled, "ended_within": ended,
                   "final_distance": rule.distance(x), "cost": cost, "cost_to_settle": cost_to_settle,
-                  "diverged": diverged}
+                  "diverged": diverged, "counts": counts}
         if ladder is not None:
-            _, target_steps, target_costs = reached
-            if not variable:
-                target_costs = jnp.where(target_steps >= 0, start_cost + target_steps * cost_model.per_step, jnp.inf)
-            result["target_steps"], result["target_costs"] = target_steps, target_costs
+            _, target_steps, target_counts = reached
+            hit = target_steps >= 0
+            if variable:
+                target_counts = jnp.stack(target_counts, axis=-1)
+            else:
+                target_counts = jnp.where(hit[:, None], start_counts + target_steps[:, None] * per_step, jnp.inf)
+            result["target_steps"], result["target_counts"] = target_steps, target_counts
+            result["target_costs"] = jnp.where(hit, gradient_equivalents(target_counts), jnp.inf)
         if stride:
             traj, values, norms = recorded
             result["trajectory"] = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), x0, traj)
@@ -272,7 +237,7 @@ def _single_run(
 @functools.lru_cache(maxsize=128)
 def _compiled(objective_spec: Spec, optimizer_spec: Spec, steps: int, stride: int,
               rule: _Tolerance, ladder: _Ladder | None = None, with_data: bool = False,
-              step_cost: float | None = None) -> Callable[..., dict[str, Any]]:
+              step_cost: Counts | None = None) -> Callable[..., dict[str, Any]]:
     """``jit(shard_map(vmap(run)))`` over every device, cached by what the objective and the
     optimizer (or factory) compute (:func:`gradkit.lifting.lift`), so repeated calls -- also with a
     fresh optimizer of other numeric hyperparameters -- reuse the compiled executable.
@@ -338,7 +303,7 @@ def run_batch(
     minimizers: Any = None,
     objective_data: PyTree = None,
     targets: Sequence[float] | None = None,
-    step_cost: float | None = None,
+    step_cost: float | Counts | None = None,
     gather_to: int | None = None,
 ) -> RunResult | None:
     """Run ``make_optimizer(**hparams[r])`` from ``starts[r]`` for every run ``r`` (see module doc).
@@ -363,9 +328,12 @@ def run_batch(
     call.  ``targets``: COCO's ladder of ``f - f_star`` thresholds (needs a finite ``f_star``); the
     result then holds, per run and target, the first step ``target_steps`` (-1: never) and the
     gradient-equivalents spent up to it, ``target_costs`` (``inf``: never), the runtime COCO's
-    aRT and ECDFs are made of.  ``step_cost``: gradient-equivalents per step, replacing the cost
-    model read from the optimizer's state (for an optimizer without one, measured by
-    :func:`gradkit.runs.costs.measure_step_cost`).
+    aRT and ECDFs are made of, and ``target_counts`` ``(runs, targets, 4)``: the values, gradients,
+    HVPs and JVPs (:data:`~gradkit.runs.units.COUNT_KINDS` order) spent up to it (``inf``: never),
+    of which ``target_costs`` is the weighted sum.  ``step_cost``: what one step spends, replacing
+    the cost model read from the optimizer's state (for an optimizer without one, measured by
+    :func:`gradkit.runs.costs.measure_step_counts`): a :class:`~gradkit.runs.units.Counts` per
+    kind, or a number of gradient-equivalents (counted as that many gradients).
 
     Under ``jax.distributed`` (more than one process, :mod:`gradkit.runs.multihost`) the runs are
     split over every device of every process and the results gathered: every process gets the
@@ -404,8 +372,7 @@ def run_batch(
     if with_data:
         _check_objective_data(objective_data, n_runs)
     ladder = _ladder(targets, rule)
-    if step_cost is not None and not (isinstance(step_cost, int | float) and math.isfinite(step_cost) and step_cost > 0):
-        raise ValueError(f"step_cost must be a positive finite number of gradient-equivalents, got {step_cost!r}")
+    step_cost = _check_step_cost(step_cost)
     objective_spec, objective_leaves = lift(objective, floats=False)
     _check_objective(objective, objective_spec, starts, objective_data)
     if stride:  # only recording needs memory that grows with the steps
@@ -439,8 +406,7 @@ def run_batch(
                  "the optimizer": optimizer_spec.identities, "steps, record or the tolerance": settings},
                 "run_batch")
             optimizer_leaves = multihost.to_mesh(optimizer_leaves, replicated)
-        fn = _compiled(objective_spec, optimizer_spec, int(steps), stride, rule, ladder, with_data,
-                       None if step_cost is None else float(step_cost))
+        fn = _compiled(objective_spec, optimizer_spec, int(steps), stride, rule, ladder, with_data, step_cost)
         pieces = []
         for lo in range(0, n_runs, chunk):
             hi = min(lo + chunk, n_runs)

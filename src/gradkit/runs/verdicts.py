@@ -93,30 +93,33 @@ class _Tolerance(NamedTuple):
 
 
 class _Ladder(NamedTuple):
-    """COCO's runtime to a ladder of targets: per run, the step (and the cost) at which
+    """COCO's runtime to a ladder of targets: per run, the step (and the counts spent) at which
     ``f(x_k) - f* <= target_j`` first held, for every target ``j``.  A point of a diverged run
     never counts (its value is NaN/inf, or the run is frozen)."""
 
     targets: tuple[float, ...]
     f_star: float
 
-    def start(self, value: jax.Array, cost: jax.Array) -> tuple:
-        """``(k, steps, costs)`` after point 0: ``k`` the index of the last point checked."""
+    def start(self, value: jax.Array, counts: tuple) -> tuple:
+        """``(k, steps, at_hit)`` after point 0 (``counts``: a scalar per kind spent on it): ``k``
+        the index of the last point checked, ``at_hit`` per kind a ``(targets,)`` array of the
+        counts when each target was first reached, ``inf`` where not reached."""
         hit = self.hits(value)
         return (jnp.asarray(0, jnp.int32), jnp.where(hit, 0, -1).astype(jnp.int32),
-                jnp.where(hit, cost, jnp.inf).astype(jnp.result_type(cost)))
+                tuple(jnp.where(hit, c, jnp.inf).astype(jnp.result_type(c)) for c in counts))
 
     def hits(self, value: jax.Array) -> jax.Array:
         targets = jnp.asarray(self.targets, jnp.result_type(value))
         return value - self.f_star <= targets
 
-    def advance(self, ladder: tuple, value: jax.Array, ok: jax.Array, cost: jax.Array | None) -> tuple:
-        """Point ``k + 1`` (of value ``value``, counted when ``ok``) checked; ``cost``: the cost spent
-        up to it (``None``: the cost is a constant per step, computed from the steps later)."""
-        k, steps, costs = ladder
+    def advance(self, ladder: tuple, value: jax.Array, ok: jax.Array, counts: tuple | None) -> tuple:
+        """Point ``k + 1`` (of value ``value``, counted when ``ok``) checked; ``counts``: a scalar per
+        kind, the evaluations spent up to it (``None``: a constant per step, computed from the steps
+        later).  One scalar per kind rather than a vector: the loop then compiles as without counts."""
+        k, steps, at_hit = ladder
         k = k + 1
         new = self.hits(value) & ok & (steps < 0)
         steps = jnp.where(new, k, steps)
-        if cost is not None:
-            costs = jnp.where(new, cost, costs)
-        return k, steps, costs
+        if counts is not None:
+            at_hit = tuple(jnp.where(new, c, a) for c, a in zip(counts, at_hit))
+        return k, steps, at_hit
