@@ -77,6 +77,37 @@ def test_vmapped_multistart_converges_to_the_known_minimizers(make, name, dim):
     np.testing.assert_allclose(np.asarray(res.value), [float(f(p)) for p in res.params], rtol=1e-12, atol=1e-18)
 
 
+def test_lbfgs_large_problem_matches_scipy_lbfgsb():
+    """Rosenbrock n = 100 from the standard start: gradkit's L-BFGS ends at the minimizer, where
+    scipy's L-BFGS-B ends."""
+    n = 100
+    f = gk.landscapes.get("rosenbrock", dim=n)
+    x0 = np.tile([-1.2, 1.0], n // 2)
+    res = gk.optim.minimize(f, jnp.asarray(x0), gk.optim.lbfgs(), gtol=1e-8, maxiter=5000)
+    assert int(res.code) == gk.results.Code.CONVERGED
+    assert float(jnp.linalg.norm(jax.grad(f)(res.params))) <= 1e-8
+    ref = scipy.optimize.minimize(lambda x: float(f(jnp.asarray(x))), x0, jac=lambda x: np.asarray(jax.grad(f)(x)),
+                                  method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 0, "maxiter": 20000})
+    np.testing.assert_allclose(res.params, ref.x, atol=1e-6)
+    np.testing.assert_allclose(res.params, np.ones(n), atol=1e-7)
+
+
+def test_a_rejected_non_finite_gradient_keeps_the_accepted_point():
+    """The acceptance test (one reduction over the gradient's entries) rejects a trial whose value
+    is finite and lower but whose gradient has a NaN entry: the state keeps the accepted point."""
+    opt = gk.optim.bfgs()
+    x0 = jnp.array([1.0, 2.0])
+    state = opt.init(x0)
+    _, state = opt.update(jnp.array([1.0, 1.0]), state, x0, value=jnp.asarray(5.0))  # accepts x₀
+    trial = x0 + state.alpha * state.direction
+    _, new = opt.update(jnp.array([0.1, jnp.nan]), state, trial, value=jnp.asarray(1.0))
+    np.testing.assert_array_equal(new.point, x0)
+    assert int(new.rejected) == 1 and float(new.alpha) == 0.5 * float(state.alpha)
+    _, good = opt.update(jnp.array([0.1, 0.2]), state, trial, value=jnp.asarray(1.0))
+    np.testing.assert_array_equal(good.point, trial)
+    assert int(good.rejected) == 0
+
+
 def test_bfgs_ends_where_scipy_bfgs_ends():
     f = gk.landscapes.get("rosenbrock", dim=4)
     x0 = np.array([-1.2, 1.0, -0.5, 0.8])

@@ -176,7 +176,10 @@ def _quasi_newton(name: str, memory_size: int | None, c1: Any, backtrack: Any, m
         # Armijo, or (where f can no longer resolve the decrease: within 10 ulp of f) a smaller gradient
         rounding = 10 * jnp.finfo(x.dtype).eps * jnp.abs(state.point_value)
         flat_enough = (f <= state.point_value + rounding) & (jnp.dot(g, g) < jnp.dot(state.point_grad, state.point_grad))
-        ok = start | (((f <= decrease) | flat_enough) & jnp.isfinite(f) & jnp.all(jnp.isfinite(g)))
+        # accepted: start, or (Armijo or flat enough) with f and every g_k finite.  The scalar test
+        # is folded into the reduction over g's entries: XLA then computes it once (a reduction is
+        # a kernel of its own) instead of again inside every consumer fusion (every state entry)
+        ok = jnp.all(start | (((f <= decrease) | flat_enough) & jnp.isfinite(f) & jnp.isfinite(g)))
         # on acceptance: the new pair and memory
         s_new, y_new = x - state.point, g - state.point_grad
         usable = ok & ~start & (jnp.dot(s_new, y_new) > jnp.finfo(x.dtype).eps * jnp.dot(y_new, y_new))
