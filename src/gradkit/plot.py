@@ -270,8 +270,8 @@ def save(fig_or_ax: Figure | Axes, path: str | Path, dpi: int = 120) -> Path:
 
     Titles, outside legends and colorbar labels are never cut off: a figure with a layout engine
     (gradkit's own, constrained) is laid out by it at the saved size; any other gets
-    ``tight_layout`` and is saved with ``bbox_inches="tight"`` (a second full draw, which constrained figures do not need: about a
-    fifth of the drawing time of a race's pictures).
+    ``tight_layout`` and is saved with ``bbox_inches="tight"``, a second full draw that constrained
+    figures do not need (about a fifth of the drawing time of a race's pictures).
     """
     plt = _pyplot()
     fig = getattr(fig_or_ax, "figure", fig_or_ax)
