@@ -294,3 +294,56 @@ def test_minimize_compiles_once_per_objective_and_optimizer():
     size = _solve_compiled._cache_size()
     np.testing.assert_allclose(float(newton_root(root, 2.0).x), 2 ** (1 / 3), rtol=1e-15)
     assert _solve_compiled._cache_size() == size
+
+
+_VMAPPED_HESSIAN_FREE = """
+import jax, jax.numpy as jnp, optax, numpy as np
+from gradkit.landscapes import himmelblau as f
+from gradkit.optim import hessian_free
+opt = hessian_free(curvature="hessian")
+
+def step(carry, _):
+    x, state = carry
+    value, grad = jax.value_and_grad(f)(x)
+    updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=f)
+    return (optax.apply_updates(x, updates), state), None
+
+run = jax.jit(jax.vmap(lambda x: jax.lax.scan(step, (x, opt.init(x)), None, length=20)[0][0]))
+print(np.asarray(run(jnp.array([[-4.5, -4.5], [-4.5, 4.5], [4.5, -4.5], [4.5, 4.5]]))).tolist())
+"""
+
+
+def test_vmapped_hessian_free_terminates_and_matches_one_run_at_a_time():
+    """Under ``vmap`` a ``while_loop`` keeps a lane running while its test is true and freezes
+    it where the body's copy of the test is false: a test that re-evaluates ``f`` (rounded
+    differently in the two compiled copies) froze a lane the test kept active, and the
+    CG-iterate walk-back never ended (seen under the test suite's XLA flags).  The whole
+    vmapped scan runs in a subprocess with a time limit, so a hang fails instead of blocking,
+    and its finals equal the starts run one at a time (where no lane can be frozen)."""
+    import ast
+    import subprocess
+    import sys
+
+    try:
+        out = subprocess.run([sys.executable, "-c", _VMAPPED_HESSIAN_FREE], capture_output=True, text=True,
+                             timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the vmapped Hessian-free scan did not finish in 120 s")
+    assert out.returncode == 0, out.stderr[-2000:]
+    batched = np.asarray(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
+    from gradkit.landscapes import himmelblau as f
+
+    opt = hessian_free(curvature="hessian")
+
+    @jax.jit
+    def step(x, state):
+        value, grad = jax.value_and_grad(f)(x)
+        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=f)
+        return optax.apply_updates(x, updates), state
+
+    for start, final in zip([[-4.5, -4.5], [-4.5, 4.5], [4.5, -4.5], [4.5, 4.5]], batched):
+        x = jnp.asarray(start)
+        state = opt.init(x)
+        for _ in range(20):
+            x, state = step(x, state)
+        np.testing.assert_allclose(final, np.asarray(x), rtol=1e-6, atol=1e-6)

@@ -252,16 +252,20 @@ def hessian_free(
         at = lambda j: jax.tree.map(lambda s: s[j], snaps)
         f_at = lambda j: f(optax.tree.add(x, at(j)))
 
-        def earlier_is_better(carry: tuple) -> jax.Array:
-            j, best_value = carry
-            return (j > 0) & (f_at(j - 1) < best_value)
+        # The loop's test only reads its carry: evaluating f in the test and again in the body
+        # lets the two copies round differently (fused differently by XLA); under vmap a lane the
+        # test calls active that the body's copy calls done is then frozen and the loop never ends.
+        def candidate(j: jax.Array, value: jax.Array) -> tuple:
+            earlier_value = f_at(jnp.maximum(j - 1, 0))
+            return j, value, earlier_value, (j > 0) & (earlier_value < value)
 
         def walk_back(carry: tuple) -> tuple:
-            j, _ = carry
-            return j - 1, f_at(j - 1)
+            j, _, earlier_value, _ = carry
+            return candidate(j - 1, earlier_value)
 
         last = info.snapshot_count - 1
-        chosen, chosen_value = jax.lax.while_loop(earlier_is_better, walk_back, (last, f_at(last)))
+        chosen, chosen_value, _, _ = jax.lax.while_loop(lambda carry: carry[3], walk_back,
+                                                        candidate(last, f_at(last)))
         step = optax.tree.cast_like(at(chosen), x)
 
         slope = optax.tree.vdot(g, step)
