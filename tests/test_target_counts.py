@@ -127,6 +127,54 @@ def test_newton_cg_counts_every_curvature_product_it_makes():
     assert (res.target_steps >= 0).any()
 
 
+def test_hessian_free_counts_every_value_and_curvature_product_it_makes():
+    """Hessian-free's counters against the calls it makes, step by step (eagerly): its values
+    (walk-back over CG iterates, Armijo search: ``value_count``) counted by the objective itself,
+    its HVPs (``hvp_count``) by its curvature map.  The runner's counts are those counters plus
+    its own gradients, as a compiled loop of the same steps reads them (CG's stopping test is
+    rounding-sensitive, so an eager and a compiled run may differ by an iteration)."""
+    hvp = lambda p, v: jax.jvp(jax.grad(ROSENBROCK), (p,), (v,))[1]
+    products = Counter()
+
+    def counted_curvature(p):
+        def matvec(v):
+            products["hvps"] += 1
+            return hvp(p, v)
+        return matvec
+
+    opt = optim.hessian_free(curvature=counted_curvature)
+    with jax.disable_jit():
+        for x0 in STARTS:
+            x, state = x0, opt.init(x0)
+            for _ in range(4):
+                products.clear()
+                tally = Counter()
+                g = counting(ROSENBROCK, tally)
+                value, grad = jax.value_and_grad(ROSENBROCK)(x)
+                updates, new = opt.update(grad, state, x, value=value, grad=grad, value_fn=g)
+                assert tally["values"] >= 2 and tally["grads"] == 0
+                assert int(new.value_count - state.value_count) == tally["values"]
+                assert int(new.hvp_count - state.hvp_count) == products["hvps"] > 0
+                x, state = optax.apply_updates(x, updates), new
+
+    steps = 12
+    plain = optim.hessian_free(curvature=lambda p: lambda v: hvp(p, v))
+    res = runs.run(ROSENBROCK, plain, STARTS, steps, f_star=0.0, tol=1e-12, targets=TARGETS)
+
+    @jax.jit
+    def step(x, state):
+        value, grad = jax.value_and_grad(ROSENBROCK)(x)
+        updates, state = plain.update(grad, state, x, value=value, grad=grad, value_fn=ROSENBROCK)
+        return optax.apply_updates(x, updates), state
+
+    for r, x0 in enumerate(STARTS):
+        x, state = x0, plain.init(x0)
+        for _ in range(steps):
+            x, state = step(x, state)
+        np.testing.assert_array_equal(res.counts[r], [state.value_count, steps + 1, state.hvp_count, 0])
+    assert np.all(res.counts[:, 0] >= 2 * steps)
+
+
 def test_newton_cg_hvps_to_a_target_equal_the_products_made_until_then():
     hvp = lambda p, v: jax.jvp(jax.grad(ROSENBROCK), (p,), (v,))[1]
     made = []  # cumulative products at each point
@@ -174,7 +222,7 @@ def _optimizers(key):
 
 
 # the kinds each method spends (the runner's own gradient included where it is counted)
-SPENDS = {"sam": {"grads"}, "newton_cg": {"values", "grads", "hvps"}, "hessian_free": {"grads", "hvps"},
+SPENDS = {"sam": {"grads"}, "newton_cg": {"values", "grads", "hvps"}, "hessian_free": {"values", "grads", "hvps"},
           "trust_region": {"grads", "hvps"}, "newton": {"values", "grads", "hvps"}, "lbfgs": {"grads"},
           "backtracking": {"values", "grads"}, "optax_sophia": {"grads", "hvps"}, "sophia": {"grads", "hvps"},
           "adahessian": {"grads", "hvps"}, "forward": {"grads", "jvps"}}

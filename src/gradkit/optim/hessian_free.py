@@ -33,13 +33,15 @@ from gradkit.results import Code, Result, make_result, maybe_throw, select_code,
 
 class HessianFreeState(NamedTuple):
     """``count``; ``damping``: the current λ; ``previous_solution``: the last CG solution
-    (warm start); ``hvp_count``: curvature products so far; ``cg_iterations``, ``cg_code``
+    (warm start); ``hvp_count``: curvature products so far; ``value_count``: values of ``f`` so
+    far (the CG-iterate walk-back's and the Armijo search's); ``cg_iterations``, ``cg_code``
     (a ``gradkit.results.Code``), ``negative_curvature`` and ``ratio`` (ρ) of the last step."""
 
     count: jax.Array
     damping: jax.Array
     previous_solution: PyTree
     hvp_count: jax.Array
+    value_count: jax.Array
     cg_iterations: jax.Array
     cg_code: jax.Array
     negative_curvature: jax.Array
@@ -225,7 +227,7 @@ def hessian_free(
         dtype = optax.tree.dtype(params_c, "promote")
         zero = jnp.zeros([], jnp.int32)
         return HessianFreeState(zero, jnp.asarray(initial_damping, dtype), optax.tree.zeros_like(params_c),
-                                zero, zero, zero, jnp.asarray(False), jnp.zeros([], dtype))
+                                zero, zero, zero, zero, jnp.asarray(False), jnp.zeros([], dtype))
 
     def update(grads: PyTree, state: HessianFreeState, params: PyTree = None, *,
                value_fn: ValueFn | None = None, model_fn: Callable[[PyTree], Any] | None = None,
@@ -274,12 +276,15 @@ def hessian_free(
         ratio = jnp.where(jnp.isfinite(chosen_value), ratio, -jnp.inf)
         grow = (ratio < 0.25) | info.negative_curvature
         new_damping = jnp.where(grow, damping * boost, jnp.where(ratio > 0.75, damping * drop, damping))
-        updates, _ = search(ls, init_line_search(ls, x), step, x, value, g, f)
+        updates, searched = search(ls, init_line_search(ls, x), step, x, value, g, f)
+        # values of f: the walk-back's first two and one per step back, the search's trials
+        values = 2 + (last - chosen) + (searched.info.num_linesearch_steps if ls is not None else 0)
         # no predicted decrease (possible with an indefinite Hessian): reject, λ grows
         updates = optax.tree.where(model < 0, updates, optax.tree.zeros_like(updates))
         new_state = HessianFreeState(
             state.count + 1, new_damping.astype(state.damping.dtype), info.x,
-            state.hvp_count + (info.matvecs + 1).astype(jnp.int32), info.iterations.astype(jnp.int32),
+            state.hvp_count + (info.matvecs + 1).astype(jnp.int32), state.value_count + values.astype(jnp.int32),
+            info.iterations.astype(jnp.int32),
             info.code, info.negative_curvature, ratio.astype(state.ratio.dtype))
         return cast_back(updates, params), new_state
 

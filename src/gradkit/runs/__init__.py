@@ -42,7 +42,8 @@ ratio 1.2; 0.6 with rank-one tangents); a value is a forward pass, about half of
 forward-plus-backward gradient.  Every method pays 1 for ``value_and_grad`` at the start
 and, per step, what :data:`COST_MODELS` (keyed by optimizer-state type, found anywhere in
 the state tree) says on top of the runner's ``value_and_grad`` at the new point (1):
-SAM +1 gradient; gradkit Newton-CG / Hessian-free + 2 per HVP (``hvp_count``), the trust
+SAM +1 gradient; gradkit Newton-CG + 2 per HVP (``hvp_count``), Hessian-free the same plus
++1/2 per value of its walk-back over CG iterates and its Armijo search (``value_count``), the trust
 region +2 per HVP and its trial ``value_and_grad``; dense Newton + 2·n (n HVPs make the
 Hessian); optax zoom line search (``optax.lbfgs``) +1 per ``info.num_linesearch_steps``;
 optax backtracking +1/2 per step of it; Hutchinson (``optax.contrib.sophia``, gradkit's

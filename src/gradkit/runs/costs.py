@@ -53,6 +53,10 @@ def _hvps(old: Any, new: Any) -> Counts:
     return Counts(hvps=new.hvp_count - old.hvp_count)
 
 
+def _hvps_and_values(old: Any, new: Any) -> Counts:
+    return Counts(values=new.value_count - old.value_count, hvps=new.hvp_count - old.hvp_count)
+
+
 def _key_moved(old: Any, new: Any) -> Counts:
     data = lambda k: jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k
     return Counts(hvps=jnp.any(data(old.key) != data(new.key)).astype(jnp.int32))
@@ -73,7 +77,7 @@ def _cost_models() -> dict[type, Callable[[optax.GradientTransformation, PyTree]
     return {
         SamState: lambda opt, x: CostModel(per_step=Counts(grads=1)),
         NewtonCGState: lambda opt, x: CostModel(counted=_hvps),
-        HessianFreeState: lambda opt, x: CostModel(counted=_hvps),
+        HessianFreeState: lambda opt, x: CostModel(counted=_hvps_and_values),  # + walk-back, Armijo values
         TrustRegionState: lambda opt, x: CostModel(Counts(grads=1), _hvps, True),
         NewtonState: lambda opt, x: CostModel(per_step=Counts(hvps=ravel_pytree(x)[0].size)),
         zoom: lambda opt, x: CostModel(  # one value_and_grad per trial of the zoom search: a gradient
