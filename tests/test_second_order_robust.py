@@ -202,6 +202,34 @@ def test_martens_cg_negative_curvature_by_hand():
     np.testing.assert_allclose(res.x, np.linalg.solve(np.asarray(B), [1.0, 2.0]), rtol=1e-12)
 
 
+@pytest.mark.parametrize("case", ["progress", "negative_first", "negative_later", "max_steps", "exact"])
+def test_martens_cg_matvecs_are_the_products_it_makes(case):
+    """``matvecs`` (Hessian-free's ``hvp_count``) against the products counted by the map itself,
+    for each way CG stops: Martens' progress test, non-positive curvature at the first or a later
+    direction, the iteration limit, a zero residual."""
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(60, 60)))
+    spd = q @ np.diag(np.logspace(0, 6, 60)) @ q.T
+    setups = {"progress": (spd, 250), "max_steps": (spd, 7), "exact": (np.diag([4.0, 2.0]), 250),
+              "negative_first": (np.diag([1.0, -2.0]), 250), "negative_later": (np.diag([3.0, -1.0]), 250)}
+    matrix, maxiter = setups[case]
+    b = {"negative_first": np.array([0.0, 1.0])}.get(case, np.ones(len(matrix)))
+    made = []
+
+    def matvec(v):
+        made.append(1)
+        return jnp.asarray(matrix) @ v
+
+    with jax.disable_jit():
+        res = martens_cg(matvec, jnp.asarray(b), jnp.zeros(len(b)), maxiter=maxiter)
+    expected = {"progress": Code.CONVERGED, "max_steps": Code.MAX_STEPS, "exact": Code.CONVERGED,
+                "negative_first": Code.NEGATIVE_CURVATURE, "negative_later": Code.NEGATIVE_CURVATURE}[case]
+    assert int(res.code) == expected
+    if case == "progress":
+        assert 10 < int(res.iterations) < maxiter  # stopped by the progress test
+    assert int(res.stats["matvecs"]) == len(made)
+
+
 def test_hessian_free_raises_damping_on_negative_curvature():
     x0 = jnp.array([1.0, 1e-3])
     opt = hessian_free(1e-4, curvature="hessian")

@@ -144,7 +144,7 @@ def martens_cg(
     # the final iterate always goes last (it may already be the last snapshot)
     final_slot = jnp.where((count > 0) & (jnp.asarray(schedule)[jnp.maximum(count - 1, 0)] == i), count - 1, count)
     snaps = jax.tree.map(lambda s, leaf: s.at[final_slot].set(leaf), snaps, x)
-    matvecs = 1 + i + jnp.where(stopped & (i < maxiter), 1, 0)  # r₀, the steps, a rejected direction
+    matvecs = 1 + i + negative.astype(i.dtype)  # r₀, the steps, a rejected (non-positive) direction
     finite = jnp.isfinite(rr) & tree_all_finite(x)
     code = select_code((~finite, Code.NONFINITE), (negative, Code.NEGATIVE_CURVATURE),
                        (stopped | (rr == 0), Code.CONVERGED), default=Code.MAX_STEPS)
