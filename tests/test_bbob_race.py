@@ -110,7 +110,7 @@ def test_cli_writes_cocopp_data(tmp_path, capsys):
                  "--optimizers", "bfgs", "--budget", "20", "--out", str(tmp_path), "--no-progress"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "aRT / d" in out
+    assert "aRT / d" in out and out.count(", gradient-equivalents") == 1
     assert (tmp_path / "coco" / "bfgs" / "bbobexp_f1.info").exists()
     assert (tmp_path / "bbob_ecdf_d02.png").exists()
 
@@ -134,3 +134,38 @@ def test_plotted_curves_are_the_metrics(raced):
     # a group panel holds that group's functions only
     panels = bbob_pictures._panels(camps)
     assert panels["moderate (f8)"] == (8,) and panels["separable (f1)"] == (1,)
+
+
+def test_art_table_in_each_unit_is_the_counts_by_hand(raced):
+    camps = raced.campaigns[2]
+    for unit, k in (("grads", 1), ("values", 0)):
+        rows = bbob_race.art_rows(camps, 2, CONFIG.functions, unit)
+        for row in rows:
+            for name, camp in camps.items():
+                idx = camp.runs_of(row["function"], 2)
+                j = int(np.argmin(np.abs(np.log10(coco.TARGETS) + 8)))
+                reached = camp.target_counts[idx, j, k]
+                succ = int(np.isfinite(reached).sum())
+                spent = sum(min(t, total) for t, total in zip(reached, camp.total_counts[idx, k]))
+                art, n_succ, n = row[(name, 1e-8)]
+                assert (n_succ, n) == (succ, len(idx))
+                assert art == (spent / succ if succ else np.inf)
+    # adam spends only gradients: its aRT in grads is its aRT in gradient-equivalents
+    ge = bbob_race.art_rows(camps, 2, CONFIG.functions)
+    grads = bbob_race.art_rows(camps, 2, CONFIG.functions, "grads")
+    assert [r[("adam", 1e-8)] for r in ge] == [r[("adam", 1e-8)] for r in grads]
+    text = bbob_race.format_art_table(grads, list(camps), 2, "grads")
+    assert text.splitlines()[0].endswith(", grads")
+
+
+def test_cli_unit_choices_are_cocos_units(capsys, one_line_error):
+    from gradkit import cli
+
+    with pytest.raises(SystemExit) as stop:
+        main(["race", "--suite", "bbob", "--unit", "seconds"])
+    assert stop.value.code == 2 and "--unit" in one_line_error("race")
+
+    parser = cli.build_parser()
+    race = parser._subparsers._group_actions[0].choices["race"]
+    unit = next(a for a in race._actions if "--unit" in a.option_strings)
+    assert tuple(unit.choices) == coco.UNITS

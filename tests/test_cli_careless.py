@@ -50,6 +50,7 @@ def test_out_below_a_file_is_one_line(no_compute, tmp_path, one_line_error):
     (["race", "--suite", "bbob", "--optimizers", "sgd", "sgd"], "race", "--optimizers"),
     (["race", "--suite", "bbob", "--functions", "x"], "race", "--functions"),
     (["race", "--suite", "bbob", "--steps", "10"], "race", "--steps"),
+    (["race", "--unit", "grads"], "race", "--unit"),
     (["race", "--no-plots", "--out", "somewhere"], "race", "contradict"),
     (["race", "--suite", "bbob", "--no-plots", "--out", "somewhere"], "race", "contradict"),
     (["landscapes", "--out", "somewhere"], "landscapes", "only with --plot"),

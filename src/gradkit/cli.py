@@ -155,7 +155,7 @@ def _persistent_compilation_cache() -> None:
 
 
 _LANDSCAPE_ONLY = ("landscapes", "steps", "tol", "rtol", "record_every", "top")
-_SUITE_ONLY = ("functions", "dimensions", "instances", "budget", "problems")
+_SUITE_ONLY = ("functions", "dimensions", "instances", "budget", "problems", "unit")
 
 
 def _int_list(text: str, flag: str) -> tuple[int, ...]:
@@ -243,7 +243,7 @@ def _cmd_race_bbob(args: argparse.Namespace) -> int:
         _writable(out)
     _persistent_compilation_cache()
     start = time.perf_counter()
-    bbob_race.bbob_race(config, out=out)
+    bbob_race.bbob_race(config, out=out, unit=args.unit or "gradient-equivalents")
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -255,7 +255,7 @@ def _cmd_race_cutest(args: argparse.Namespace) -> int:
 
     from gradkit.race import cutest_race
 
-    _refuse(args, _LANDSCAPE_ONLY + ("functions", "dimensions", "instances", "starts"), "cutest")
+    _refuse(args, _LANDSCAPE_ONLY + ("functions", "dimensions", "instances", "starts", "unit"), "cutest")
     for flag, values in (("--problems", args.problems), ("--optimizers", args.optimizers), ("--lrs", args.lrs)):
         _distinct(flag, values or ())
     from gradkit.suites import cutest
@@ -316,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--landscapes", nargs="+", default=None, metavar="NAME",
                     help=f"default: {' '.join(defaults.landscapes)}")
     rc.add_argument("--functions", default=None, help="bbob: function numbers, e.g. 1-24 or 1,8,15 (default 1-24)")
+    rc.add_argument("--unit", default=None, choices=("gradient-equivalents", "values", "grads", "hvps", "jvps"),
+                    help="bbob: the aRT table's runtime: gradient-equivalents (default) or the count of values, "
+                         "grads, hvps or jvps")
     rc.add_argument("--dimensions", default=None, help="bbob: dimensions, e.g. 2,3,5,10,20 (default 2,3,5)")
     rc.add_argument("--instances", default=None, help="bbob: instance numbers, e.g. 1-15 (default 1-15)")
     rc.add_argument("--budget", type=int, default=None,

@@ -100,27 +100,31 @@ def _target_index(value: float) -> int:
     return int(np.argmin(np.abs(np.log10(coco.TARGETS) - math.log10(value))))
 
 
-def art_rows(campaigns: dict[str, coco.Campaign], dimension: int, functions: tuple[int, ...]
-             ) -> list[dict[str, Any]]:
-    """Per function, per optimizer: aRT at each of :data:`REPORT_TARGETS` and the successes."""
+def art_rows(campaigns: dict[str, coco.Campaign], dimension: int, functions: tuple[int, ...],
+             unit: str = "gradient-equivalents") -> list[dict[str, Any]]:
+    """Per function, per optimizer: aRT at each of :data:`REPORT_TARGETS` in ``unit``
+    (:data:`gradkit.race.coco.UNITS`) and the successes."""
     rows = []
     for function in functions:
         row: dict[str, Any] = {"function": function}
         for name, camp in campaigns.items():
             idx = camp.runs_of(function, dimension)
+            target_runtimes, total_runtime = camp.runtimes(unit)
             for target in REPORT_TARGETS:
                 j = _target_index(target)
-                art = coco.average_runtime(camp.target_costs[idx][:, [j]], camp.total_cost[idx])[0]
+                art = coco.average_runtime(target_runtimes[idx][:, [j]], total_runtime[idx])[0]
                 row[(name, target)] = (float(art), int(np.isfinite(camp.target_costs[idx][:, j]).sum()), len(idx))
         rows.append(row)
     return rows
 
 
-def format_art_table(rows: list[dict[str, Any]], names: list[str], dimension: int) -> str:
-    """The aRT table of one dimension: a row per function, per optimizer ``aRT/d (succ/runs)``."""
+def format_art_table(rows: list[dict[str, Any]], names: list[str], dimension: int,
+                     unit: str = "gradient-equivalents") -> str:
+    """The aRT table of one dimension: a row per function, per optimizer ``aRT/d (succ/runs)``,
+    aRT in ``unit``."""
     width = max(18, *(len(n) + 2 for n in names))
     head = f"   {'f':>4}" + "".join(f"{name:>{width}}" for name in names)
-    lines = [f"-- d = {dimension}: aRT / d to Δf <= 1e-8 (successful held-out runs / runs), gradient-equivalents",
+    lines = [f"-- d = {dimension}: aRT / d to Δf <= 1e-8 (successful held-out runs / runs), {unit}",
              head]
     for row in rows:
         cells = []
@@ -137,10 +141,15 @@ def _final_target_costs(campaigns: dict[str, coco.Campaign]) -> np.ndarray:
 
 
 def bbob_race(config: CampaignConfig | None = None, out: str | None = None,
-              echo: Callable[[str], Any] = print) -> BBOBRaceResult:
+              echo: Callable[[str], Any] = print, unit: str = "gradient-equivalents") -> BBOBRaceResult:
     """Run the campaign, choose learning rates on the tuning instances, print per dimension the aRT
-    table, the ECDF area and AlgoPerf score of each optimizer, and write files to ``out``."""
+    table, the ECDF area and AlgoPerf score of each optimizer, and write files to ``out``.
+
+    ``unit``: the aRT table's runtime (:data:`gradkit.race.coco.UNITS`: gradient-equivalents, or
+    the count of values, grads, hvps or jvps); the budget, the learning-rate choice, the ECDF
+    areas and the AlgoPerf scores stay in gradient-equivalents."""
     config = config if config is not None else CampaignConfig()
+    coco._unit_index(unit)
     if not multihost.is_main_process():  # under jax.distributed: process 0 prints and writes, once
         config, out, echo = dataclasses.replace(config, progress=False), None, multihost.main_process_only(echo)
     table = validate(config)
@@ -170,7 +179,8 @@ def bbob_race(config: CampaignConfig | None = None, out: str | None = None,
     for dimension in config.dimensions:
         camps = {name: held_out_campaign(results[(name, chosen[(name, dimension)])], dimension) for name in table}
         campaigns[dimension] = camps
-        echo(format_art_table(art_rows(camps, dimension, tuple(config.functions)), list(camps), dimension))
+        echo(format_art_table(art_rows(camps, dimension, tuple(config.functions), unit), list(camps), dimension,
+                              unit))
         scores = coco.algoperf_score(_final_target_costs(camps))
         lines, dim_summary = [], {}
         for k, (name, camp) in enumerate(camps.items()):
