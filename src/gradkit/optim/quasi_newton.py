@@ -101,6 +101,25 @@ def _first_step(g: jax.Array) -> jax.Array:
 _SMALL = 64  # up to this dimension, matrix-vector products as elementwise multiply-and-sum
 
 
+def _dot(a: jax.Array, b: jax.Array) -> jax.Array:
+    """``aᵀb`` over the last axis, for the L-BFGS two-loop recursion.  Up to :data:`_UNROLLED`
+    entries it is written out as multiply-adds, so that the recursion's chain of 2m dot products
+    is elementwise arithmetic on the run axis under ``vmap`` instead of 2m small reductions:
+    1000 vmapped 2-D runs on Himmelblau took 41 ms -> 27 ms (one core, medians of 9 calls).
+    (Written out in BFGS's update too, the fused expressions are recomputed in every consumer and
+    BFGS ran 2x slower, so only the two-loop uses it.)"""
+    n = a.shape[-1]
+    if n > _UNROLLED:
+        return jnp.dot(a, b) if a.ndim == b.ndim == 1 else jnp.sum(a * b, axis=-1)
+    total = a[..., 0] * b[..., 0]
+    for k in range(1, n):
+        total = total + a[..., k] * b[..., k]
+    return total
+
+
+_UNROLLED = 8  # up to this dimension, dot products written out as multiply-adds
+
+
 def _matvec(h: jax.Array, v: jax.Array) -> jax.Array:
     """``H v``; for small ``n`` as a multiply-and-sum that XLA fuses with its neighbours (a ``dot``
     is a kernel of its own, and under ``vmap`` of many tiny problems the kernel count is the cost)."""
@@ -123,15 +142,15 @@ def _two_loop(g: jax.Array, s: jax.Array, y: jax.Array, pairs: jax.Array) -> jax
     the (static) memory: a few fused kernels instead of two sequential loops per step."""
     m = s.shape[0]
     valid = jnp.arange(m) >= m - pairs
-    rho = jnp.where(valid, 1.0 / jnp.where(valid, jnp.sum(s * y, axis=1), 1.0), 0.0)
+    rho = jnp.where(valid, 1.0 / jnp.where(valid, _dot(s, y), 1.0), 0.0)
     q, alphas = g, [None] * m
     for i in reversed(range(m)):
-        alphas[i] = rho[i] * jnp.dot(s[i], q)
+        alphas[i] = rho[i] * _dot(s[i], q)
         q = q - alphas[i] * y[i]
-    gamma = jnp.where(pairs > 0, jnp.dot(s[-1], y[-1]) / jnp.where(pairs > 0, jnp.dot(y[-1], y[-1]), 1.0), 1.0)
+    gamma = jnp.where(pairs > 0, _dot(s[-1], y[-1]) / jnp.where(pairs > 0, _dot(y[-1], y[-1]), 1.0), 1.0)
     r = gamma * q
     for i in range(m):
-        b = rho[i] * jnp.dot(y[i], r)
+        b = rho[i] * _dot(y[i], r)
         r = r + s[i] * (alphas[i] - b)
     return r
 
