@@ -76,6 +76,25 @@ STARTS = jnp.array([[-1.2, 1.0], [0.5, -0.5], [1.3, 1.6]])
 TARGETS = [10.0, 1.0, 1e-1, 1e-3, 1e-6]
 
 
+def rosenbrock_hvp(p, v):
+    """``∇²f(p) v`` on Rosenbrock (forward over reverse)."""
+    return jax.jvp(jax.grad(ROSENBROCK), (p,), (v,))[1]
+
+
+def counting_curvature(products: Counter):
+    """A curvature map ``p -> (v -> ∇²f(p) v)`` that counts its products in ``products["hvps"]``."""
+    def curvature(p):
+        def matvec(v):
+            products["hvps"] += 1
+            return rosenbrock_hvp(p, v)
+        return matvec
+    return curvature
+
+
+def plain_curvature(p):
+    return lambda v: rosenbrock_hvp(p, v)
+
+
 @pytest.mark.parametrize("name", ["adam", "lbfgs", "backtracking"])
 def test_counts_to_each_target_equal_an_optax_loop_counting_its_calls(name):
     # steps: a few past the last target each reaches (the eager reference loops are slow)
@@ -101,17 +120,10 @@ def test_counts_to_each_target_equal_an_optax_loop_counting_its_calls(name):
 def test_newton_cg_counts_every_curvature_product_it_makes():
     """Newton-CG's HVP counts (read from ``hvp_count``) against the products its curvature map
     actually computes, counted by the map itself; its Armijo search's values by the objective."""
-    hvp = lambda p, v: jax.jvp(jax.grad(ROSENBROCK), (p,), (v,))[1]
     products = Counter()
-
-    def counted_curvature(p):
-        def matvec(v):
-            products["hvps"] += 1
-            return hvp(p, v)
-        return matvec
-
+    counted_curvature = counting_curvature(products)
     steps = 15
-    res = runs.run(ROSENBROCK, optim.newton_cg(curvature=lambda p: lambda v: hvp(p, v)), STARTS, steps, f_star=0.0,
+    res = runs.run(ROSENBROCK, optim.newton_cg(curvature=plain_curvature), STARTS, steps, f_star=0.0,
                    tol=1e-12, targets=TARGETS)
     for r, x0 in enumerate(STARTS):
         products.clear()
@@ -134,16 +146,8 @@ def test_hessian_free_counts_every_value_and_curvature_product_it_makes():
     its HVPs (``hvp_count``) by its curvature map.  (The runner's sums of the counters are
     checked for every model in the test below; exact totals of two differently compiled runs
     may differ where a walk-back or Armijo test compares values equal to rounding.)"""
-    hvp = lambda p, v: jax.jvp(jax.grad(ROSENBROCK), (p,), (v,))[1]
     products = Counter()
-
-    def counted_curvature(p):
-        def matvec(v):
-            products["hvps"] += 1
-            return hvp(p, v)
-        return matvec
-
-    opt = optim.hessian_free(curvature=counted_curvature)
+    opt = optim.hessian_free(curvature=counting_curvature(products))
     with jax.disable_jit():
         for x0 in STARTS[:2]:
             x, state = x0, opt.init(x0)
@@ -160,34 +164,26 @@ def test_hessian_free_counts_every_value_and_curvature_product_it_makes():
 
     # the runner sums those counters: at least the walk-back's two values a step, every HVP
     steps = 5
-    res = runs.run(ROSENBROCK, optim.hessian_free(curvature=lambda p: lambda v: hvp(p, v)), STARTS, steps)
+    res = runs.run(ROSENBROCK, optim.hessian_free(curvature=plain_curvature), STARTS, steps)
     assert np.all(res.counts[:, 1] == steps + 1) and np.all(res.counts[:, 2] > 2 * steps)
     assert np.all(res.counts[:, 0] >= 2 * steps)
 
 
 def test_newton_cg_hvps_to_a_target_equal_the_products_made_until_then():
-    hvp = lambda p, v: jax.jvp(jax.grad(ROSENBROCK), (p,), (v,))[1]
-    made = []  # cumulative products at each point
-
-    def counted_curvature(p):
-        def matvec(v):
-            made[-1] += 1
-            return hvp(p, v)
-        return matvec
-
+    products = Counter()
+    made = [0]  # cumulative products at each point
     steps, x0 = 12, STARTS[0]
-    opt = optax.with_extra_args_support(optim.newton_cg(curvature=counted_curvature))
+    opt = optax.with_extra_args_support(optim.newton_cg(curvature=counting_curvature(products)))
     with jax.disable_jit():
         x, state, values = x0, opt.init(x0), []
-        made.append(0)
         for _ in range(steps):
             values.append(float(ROSENBROCK(x)))
             value, grad = jax.value_and_grad(ROSENBROCK)(x)
-            made.append(made[-1])
             updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=ROSENBROCK)
+            made.append(products["hvps"])
             x = optax.apply_updates(x, updates)
         values.append(float(ROSENBROCK(x)))
-    res = runs.run(ROSENBROCK, optim.newton_cg(curvature=lambda p: lambda v: hvp(p, v)), x0[None], steps, f_star=0.0,
+    res = runs.run(ROSENBROCK, optim.newton_cg(curvature=plain_curvature), x0[None], steps, f_star=0.0,
                    tol=1e-12, targets=TARGETS)
     for j, t in enumerate(TARGETS):
         k = next((k for k, v in enumerate(values) if v <= t), -1)
