@@ -199,7 +199,8 @@ def test_hessian_free_step_is_the_damped_gauss_newton_solve():
     damping = 0.3
     opt = hessian_free(damping, line_search=False, cg_maxiter=200)
     grads = jax.grad(lambda p: loss_fn(model_fn(p)))(params)
-    updates, state = opt.update(grads, opt.init(params), params, model_fn=model_fn, loss_fn=loss_fn)
+    update = jax.jit(lambda g, s, p: opt.update(g, s, p, model_fn=model_fn, loss_fn=loss_fn))  # one compile, not op by op
+    updates, state = update(grads, opt.init(params), params)
     # dense reference: G = Jᵀ H_L J with J from jax.jacfwd, H_L = I / n for this loss
     flat, unravel = jax.flatten_util.ravel_pytree(params)
     jac = jax.jacfwd(lambda z: model_fn(unravel(z)).ravel())(flat)
