@@ -35,14 +35,19 @@ def test_fit_equals_a_hand_written_optax_loop(blobs):
     params, history = train.fit(loss_fn, params0, optim.adam(1e-2), blobs, epochs=3, batch_size=32, key=key,
                                 progress=False)
     opt = optax.adam(1e-2)
+
+    @jax.jit
+    def step(p, state, batch):  # the textbook optax step, compiled once
+        loss, g = jax.value_and_grad(loss_fn)(p, batch)
+        u, state = opt.update(g, state, p)
+        return optax.apply_updates(p, u), state, loss
+
     p, state, hand_losses = params0, opt.init(params0), []
     for epoch in range(3):
         order = np.asarray(jax.random.permutation(jax.random.fold_in(key, epoch), 256))
         for start in range(0, 256, 32):
             batch = jax.tree.map(lambda a: a[order[start:start + 32]], blobs)
-            loss, g = jax.value_and_grad(loss_fn)(p, batch)
-            u, state = opt.update(g, state, p)
-            p = optax.apply_updates(p, u)
+            p, state, loss = step(p, state, batch)
             hand_losses.append(float(loss))
     np.testing.assert_allclose(history.step_loss, hand_losses, rtol=1e-10)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(p)):
