@@ -162,3 +162,30 @@ def test_in_gradkit_runs_and_optax_conventions():
     with pytest.raises(ValueError, match="memory_size"):
         gk.optim.lbfgs(memory_size=0)
     assert isinstance(gk.optim.bfgs(), optax.GradientTransformationExtraArgs)
+
+
+@pytest.mark.parametrize("maxiter", [7, 60])  # stops mid-trip (odd) and at a trip's end
+def test_two_lbfgs_steps_per_loop_trip_change_nothing(maxiter, monkeypatch):
+    """``minimize`` runs L-BFGS two steps per ``while_loop`` trip (a speed-up under ``vmap``):
+    iterates, accepted-step counts and stop codes equal those of one step per trip, bit for bit,
+    for vmapped runs (some stopping at the tolerance, some at ``maxiter``) and a single run."""
+    minimize_module = importlib.import_module("gradkit.optim.minimize")
+    f = gk.landscapes.get("himmelblau", dim=2)
+    starts = jax.random.uniform(jax.random.PRNGKey(1), (40, 2), minval=-4, maxval=4, dtype=jnp.float64)
+
+    def solve(x):
+        return gk.optim.minimize(f, x, gk.optim.lbfgs(), gtol=1e-9, maxiter=maxiter)
+
+    two = jax.jit(jax.vmap(solve))(starts)
+    single_two = solve(starts[3])
+    monkeypatch.setattr(minimize_module, "_two_steps_per_trip", lambda step, keep_going: step)
+    monkeypatch.setattr(minimize_module, "_run_compiled", jax.jit(minimize_module._run, static_argnums=(0, 1)))
+    one = jax.jit(jax.vmap(solve))(starts)
+    single_one = solve(starts[3])
+    codes = set(np.asarray(two.code).tolist())
+    assert codes == {int(gk.results.Code.CONVERGED), int(gk.results.Code.MAX_STEPS)}  # both kinds of stop
+    for a, b in [(two, one), (single_two, single_one)]:
+        np.testing.assert_array_equal(a.params, b.params)
+        np.testing.assert_array_equal(a.iterations, b.iterations)
+        np.testing.assert_array_equal(a.code, b.code)
+    assert int(jnp.max(two.iterations)) == maxiter
