@@ -49,7 +49,7 @@ def test_two_loop_recursion_equals_the_dense_bfgs_product(n):
     for si, yi in zip(s, y):
         rho = 1 / (si @ yi)
         h = (np.eye(n) - rho * np.outer(si, yi)) @ h @ (np.eye(n) - rho * np.outer(yi, si)) + rho * np.outer(si, si)
-    got = qn._two_loop(jnp.asarray(g), jnp.asarray(s), jnp.asarray(y), jnp.asarray(m))
+    got = qn._two_loop(jnp.asarray(g), jnp.asarray(s), jnp.asarray(y), jnp.asarray(np.sum(s * y, axis=1)), jnp.asarray(m))
     np.testing.assert_allclose(got, h @ g, rtol=1e-10)
     # fewer stored pairs than rows: the empty (oldest) rows are ignored
     padded_s, padded_y = np.vstack([np.zeros((2, n)), s[2:]]), np.vstack([np.zeros((2, n)), y[2:]])
@@ -57,7 +57,8 @@ def test_two_loop_recursion_equals_the_dense_bfgs_product(n):
     for si, yi in zip(s[2:], y[2:]):
         rho = 1 / (si @ yi)
         h = (np.eye(n) - rho * np.outer(si, yi)) @ h @ (np.eye(n) - rho * np.outer(yi, si)) + rho * np.outer(si, si)
-    got = qn._two_loop(jnp.asarray(g), jnp.asarray(padded_s), jnp.asarray(padded_y), jnp.asarray(2))
+    got = qn._two_loop(jnp.asarray(g), jnp.asarray(padded_s), jnp.asarray(padded_y),
+                       jnp.asarray(np.sum(padded_s * padded_y, axis=1)), jnp.asarray(2))
     np.testing.assert_allclose(got, h @ g, rtol=1e-10)
 
 
@@ -189,3 +190,31 @@ def test_two_lbfgs_steps_per_loop_trip_change_nothing(maxiter, monkeypatch):
         np.testing.assert_array_equal(a.iterations, b.iterations)
         np.testing.assert_array_equal(a.code, b.code)
     assert int(jnp.max(two.iterations)) == maxiter
+
+
+def test_ring_memory_gives_the_shifted_memorys_iterates(monkeypatch):
+    """Above ``_SMALL`` parameters L-BFGS keeps its pairs in a ring (the new pair overwrites the
+    oldest row in place); at or below it, shifted rows, newest last.  Same pairs in the same order:
+    on Rosenbrock n = 100, after 12 steps (the 7-pair ring has wrapped) the iterates and the stored
+    pairs agree to rounding (bit for bit under XLA's default flags; the tests' compile flags fuse
+    the two layouts differently), and both runs converge to the minimizer.  A pair out of order
+    would change the direction at once, not in the last bits."""
+    minimize_module = importlib.import_module("gradkit.optim.minimize")
+    n = 100
+    f = gk.landscapes.get("rosenbrock", dim=n)
+    x0 = jnp.tile(jnp.array([-1.2, 1.0]), n // 2)
+    solve = lambda maxiter: gk.optim.minimize(f, x0, gk.optim.lbfgs(memory_size=7), gtol=1e-9, maxiter=maxiter)
+    ring, ring_done = solve(12), solve(3000)
+    assert int(ring.iterations) == 12 and int(ring.state.pairs) == 7
+    assert int(ring.state.newest) != 6  # the ring has turned: the newest pair is not in the last row
+    monkeypatch.setattr(qn, "_SMALL", n)  # shifted rows for n = 100
+    monkeypatch.setattr(minimize_module, "_run_compiled", jax.jit(minimize_module._run, static_argnums=(0, 1)))
+    shifted, shifted_done = solve(12), solve(3000)
+    assert int(shifted.state.newest) == 6
+    np.testing.assert_allclose(ring.params, shifted.params, rtol=1e-12)
+    oldest_first = lambda mem: np.roll(np.asarray(mem), -(int(ring.state.newest) + 1), axis=0)
+    for name in ("s", "y", "sy"):
+        np.testing.assert_allclose(oldest_first(getattr(ring.state, name)), getattr(shifted.state, name), rtol=1e-10, atol=1e-14)
+    for done in (ring_done, shifted_done):
+        assert int(done.code) == gk.results.Code.CONVERGED
+        np.testing.assert_allclose(done.params, np.ones(n), atol=1e-8)

@@ -11,6 +11,7 @@ import optax
 
 from gradkit.derivatives import scalar_fn
 from gradkit.optim._common import PyTree
+from gradkit.optim.quasi_newton import _SMALL as SMALL_PROBLEM
 from gradkit.optim.quasi_newton import LBFGSState, accepted_point, trial_judge
 from gradkit.lifting import Spec, call_with_fallback, lift, note_compile
 from gradkit.optim._second_order import (
@@ -58,8 +59,9 @@ def _two_steps_per_trip(step: Any, keep_going: Any) -> Any:
     ``vmap`` the loop-carried copies and the kernels at the trip boundary are then paid every
     other step, and XLA fuses across the two steps: 1000 vmapped 2-D runs to ``gtol = 7.6e-10``
     on Himmelblau took 13.5 ms -> 10.7 ms (one core, medians of 9 calls; Rosenbrock 2-D
-    21.6 -> 16.7 ms).  BFGS gains nothing (its step is fewer, smaller kernels), and one large
-    unbatched run is unchanged (Rosenbrock n = 1000: 180 ms either way), so only L-BFGS uses it."""
+    21.6 -> 16.7 ms).  BFGS gains nothing (its step is fewer, smaller kernels), and for large
+    problems the ``cond`` copies the ``(m, n)`` memory (Rosenbrock n = 1000: 140 ms with it,
+    121 ms without), so only L-BFGS on at most ``quasi_newton._SMALL`` parameters uses it."""
 
     def two_steps(carry: tuple) -> tuple:
         carry = step(carry)
@@ -124,7 +126,7 @@ def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_
     carry = (jnp.asarray(0), params, state0, value0, grad0, grad_norm_of(grad0), jnp.asarray(0), ~start_ok)
     guarded = trial_judge(state0) is not None
     body = guarded_step if guarded else step
-    if isinstance(trial_judge(state0), LBFGSState):
+    if isinstance(trial_judge(state0), LBFGSState) and trial_judge(state0).point.size <= SMALL_PROBLEM:
         body = _two_steps_per_trip(body, keep_going)
     i, x, state, value, grad, grad_norm, still, bad = jax.lax.while_loop(keep_going, body, carry)
     if guarded:  # a last trial that was not finite: report the optimizer's accepted point instead

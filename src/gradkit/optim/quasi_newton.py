@@ -62,7 +62,11 @@ class BFGSState(NamedTuple):
 
 class LBFGSState(NamedTuple):
     """As :class:`BFGSState`, with the last ``memory_size`` pairs ``s``, ``y`` (``(m, n)`` each,
-    newest last, ``pairs`` of them filled) in place of ``h``."""
+    ``pairs`` of them filled, the newest in row ``newest``) and their curvatures ``sy`` (``(m,)``:
+    ``sᵢᵀyᵢ``, computed once when the pair is stored) in place of ``h``.  Up to
+    :data:`_SMALL` parameters the rows are shifted up at every new pair (newest last, ``newest``
+    stays ``m - 1``); above it the memory is a ring: a new pair overwrites the oldest row in place,
+    so a step does not copy the ``(m, n)`` memory."""
 
     point: jax.Array
     point_value: jax.Array
@@ -72,6 +76,8 @@ class LBFGSState(NamedTuple):
     rejected: jax.Array
     s: jax.Array
     y: jax.Array
+    sy: jax.Array
+    newest: jax.Array
     pairs: jax.Array
 
 
@@ -136,22 +142,35 @@ def _bfgs_update(h: jax.Array, s: jax.Array, y: jax.Array, first: jax.Array) -> 
     return h - rho * (jnp.outer(s, hy) + jnp.outer(hy, s)) + (rho * rho * jnp.dot(y, hy) + rho) * jnp.outer(s, s)
 
 
-def _two_loop(g: jax.Array, s: jax.Array, y: jax.Array, pairs: jax.Array) -> jax.Array:
-    """``H g`` by the L-BFGS two-loop recursion over the stored pairs (newest last; empty rows
-    masked), ``H₀ = (sᵀy / yᵀy) I`` from the newest pair (``I`` without pairs).  Unrolled over
-    the (static) memory: a few fused kernels instead of two sequential loops per step."""
+def _two_loop(g: jax.Array, s: jax.Array, y: jax.Array, sy: jax.Array, pairs: jax.Array,
+              newest: jax.Array | None = None) -> jax.Array:
+    """``H g`` by the L-BFGS two-loop recursion over the stored pairs (``sy`` their curvatures
+    ``sᵢᵀyᵢ``; only the ``pairs`` newest are used), ``H₀ = (sᵀy / yᵀy) I`` from the newest pair
+    (``I`` without pairs).  Rows newest last, or (``newest`` given) a ring whose newest row is
+    ``newest``.  Unrolled over the (static) memory: a few fused kernels instead of two sequential
+    loops per step."""
     m = s.shape[0]
-    valid = jnp.arange(m) >= m - pairs
-    rho = jnp.where(valid, 1.0 / jnp.where(valid, _dot(s, y), 1.0), 0.0)
+    # age k = 0 (newest) ... m - 1: its row, a static index in the shifted layout
+    ages = jnp.arange(m)
+    if newest is None:
+        rows, sy_by_age = [m - 1 - k for k in range(m)], sy[::-1]
+        row = lambda a, r: a[r]
+    else:
+        ring = (newest - ages) % m
+        rows, sy_by_age = [ring[k] for k in range(m)], sy[ring]
+        row = lambda a, r: jax.lax.dynamic_index_in_dim(a, r, keepdims=False)
+    s_k, y_k = [row(s, r) for r in rows], [row(y, r) for r in rows]
+    valid = ages < pairs
+    rho = jnp.where(valid, 1.0 / jnp.where(valid, sy_by_age, 1.0), 0.0)
     q, alphas = g, [None] * m
-    for i in reversed(range(m)):
-        alphas[i] = rho[i] * _dot(s[i], q)
-        q = q - alphas[i] * y[i]
-    gamma = jnp.where(pairs > 0, _dot(s[-1], y[-1]) / jnp.where(pairs > 0, _dot(y[-1], y[-1]), 1.0), 1.0)
+    for k in range(m):
+        alphas[k] = rho[k] * _dot(s_k[k], q)
+        q = q - alphas[k] * y_k[k]
+    gamma = jnp.where(pairs > 0, sy_by_age[0] / jnp.where(pairs > 0, _dot(y_k[0], y_k[0]), 1.0), 1.0)
     r = gamma * q
-    for i in range(m):
-        b = rho[i] * _dot(y[i], r)
-        r = r + s[i] * (alphas[i] - b)
+    for k in reversed(range(m)):
+        b = rho[k] * _dot(y_k[k], r)
+        r = r + s_k[k] * (alphas[k] - b)
     return r
 
 
@@ -174,10 +193,12 @@ def _quasi_newton(name: str, memory_size: int | None, c1: Any, backtrack: Any, m
                       pairs=jnp.zeros((), jnp.int32))
         if dense:
             return BFGSState(h=jnp.eye(n, dtype=dtype), **common)
-        return LBFGSState(s=jnp.zeros((memory_size, n), dtype), y=jnp.zeros((memory_size, n), dtype), **common)
+        return LBFGSState(s=jnp.zeros((memory_size, n), dtype), y=jnp.zeros((memory_size, n), dtype),
+                          sy=jnp.zeros((memory_size,), dtype), newest=jnp.asarray(memory_size - 1, jnp.int32),
+                          **common)
 
-    def descent(g: jax.Array, h: Any, s: Any, y: Any, pairs: jax.Array) -> jax.Array:
-        d = -_matvec(h, g) if dense else -_two_loop(g, s, y, pairs)
+    def descent(g: jax.Array, h: Any, s: Any, y: Any, sy: Any, newest: Any, pairs: jax.Array) -> jax.Array:
+        d = -_matvec(h, g) if dense else -_two_loop(g, s, y, sy, pairs, newest)
         return jnp.where(jnp.dot(d, g) < 0, d, -g)
 
     def update(updates: PyTree, state: Any, params: PyTree = None, *, value: Any = None,
@@ -201,15 +222,23 @@ def _quasi_newton(name: str, memory_size: int | None, c1: Any, backtrack: Any, m
         ok = jnp.all(start | (((f <= decrease) | flat_enough) & jnp.isfinite(f) & jnp.isfinite(g)))
         # on acceptance: the new pair and memory
         s_new, y_new = x - state.point, g - state.point_grad
-        usable = ok & ~start & (jnp.dot(s_new, y_new) > jnp.finfo(x.dtype).eps * jnp.dot(y_new, y_new))
+        sy_new = jnp.dot(s_new, y_new)
+        usable = ok & ~start & (sy_new > jnp.finfo(x.dtype).eps * jnp.dot(y_new, y_new))
         if dense:
             h = jnp.where(usable, _bfgs_update(state.h, s_new, y_new, state.pairs == 0), state.h)
-            s_mem = y_mem = None
-        else:
-            h = None
+            s_mem = y_mem = sy_mem = newest = None
+        elif x.size <= _SMALL:  # shift the rows up, the new pair last
+            h, newest = None, None
             roll = lambda mem, row: jnp.concatenate([mem[1:], row[None]])
             s_mem = jnp.where(usable, roll(state.s, s_new), state.s)
             y_mem = jnp.where(usable, roll(state.y, y_new), state.y)
+            sy_mem = jnp.where(usable, roll(state.sy, sy_new), state.sy)
+        else:  # a ring: the new pair overwrites the oldest row in place (not usable: the newest row rewritten as it is)
+            h = None
+            newest = jnp.where(usable, (state.newest + 1) % memory_size, state.newest)
+            put = lambda mem, row: jax.lax.dynamic_update_index_in_dim(
+                mem, jnp.where(usable, row, jax.lax.dynamic_index_in_dim(mem, newest, keepdims=False)), newest, 0)
+            s_mem, y_mem, sy_mem = put(state.s, s_new), put(state.y, y_new), put(state.sy, sy_new)
         pairs = jnp.where(usable, jnp.minimum(state.pairs + 1, 1 if dense else memory_size), state.pairs)
         x_acc = jnp.where(ok, x, state.point)
         f_acc = jnp.where(ok, f, state.point_value)
@@ -220,14 +249,15 @@ def _quasi_newton(name: str, memory_size: int | None, c1: Any, backtrack: Any, m
             h = jnp.where(restart, jnp.eye(x.size, dtype=x.dtype), h)
         pairs = jnp.where(restart, 0, pairs)
         fresh = ok | restart
-        direction = jnp.where(fresh, descent(g_acc, h, s_mem, y_mem, pairs), state.direction)
+        direction = jnp.where(fresh, descent(g_acc, h, s_mem, y_mem, sy_mem, newest, pairs), state.direction)
         alpha = jnp.where(start | restart, _first_step(g_acc), jnp.where(ok, 1.0, backtrack * state.alpha))
         alpha = alpha.astype(x.dtype)
         rejected = jnp.where(restart, 0, rejected)
         trial = x_acc + alpha * direction
         common = dict(point=x_acc, point_value=f_acc, point_grad=g_acc,
                       direction=direction, alpha=alpha, rejected=rejected, pairs=pairs)
-        new = BFGSState(h=h, **common) if dense else LBFGSState(s=s_mem, y=y_mem, **common)
+        new = BFGSState(h=h, **common) if dense else LBFGSState(s=s_mem, y=y_mem, sy=sy_mem,
+                                                                   newest=state.newest if newest is None else newest, **common)
         step = unravel(trial - x)
         return jax.tree.map(lambda u, p: u.astype(jnp.result_type(p)), step, params), new
 
