@@ -62,6 +62,38 @@ def test_two_loop_recursion_equals_the_dense_bfgs_product(n):
     np.testing.assert_allclose(got, h @ g, rtol=1e-10)
 
 
+def _dense_lbfgs_product(s_oldest_first, y_oldest_first, g):
+    """BFGS's H g from H₀ = γ I (γ from the newest pair), the pairs applied oldest first."""
+    n = g.size
+    gamma = s_oldest_first[-1] @ y_oldest_first[-1] / (y_oldest_first[-1] @ y_oldest_first[-1])
+    h = gamma * np.eye(n)
+    for si, yi in zip(s_oldest_first, y_oldest_first):
+        rho = 1 / (si @ yi)
+        h = (np.eye(n) - rho * np.outer(si, yi)) @ h @ (np.eye(n) - rho * np.outer(yi, si)) + rho * np.outer(si, si)
+    return h @ g
+
+
+@pytest.mark.parametrize("pairs", [7, 4, 1])
+@pytest.mark.parametrize("newest", [6, 2, 0])
+def test_compact_product_on_a_ring_equals_the_dense_bfgs_product(pairs, newest):
+    """The ring layout's ``H g`` from the stored inner products (compact representation) is
+    BFGS's from ``H₀ = γ I``, the ``pairs`` newest pairs applied oldest first, wherever the ring's
+    newest row is; rows older than ``pairs`` hold stale pairs (as after a restart) and are ignored."""
+    rng = np.random.default_rng(2)
+    m, n = 7, 9
+    s = rng.normal(size=(m, n))
+    y = s @ np.diag(rng.uniform(0.5, 3.0, size=n)) + 0.01 * rng.normal(size=(m, n))
+    g = rng.normal(size=n)
+    oldest_first = [(newest - age) % m for age in reversed(range(pairs))]
+    want = _dense_lbfgs_product(s[oldest_first], y[oldest_first], g)
+    got = qn._compact_product(jnp.asarray(g), jnp.asarray(s), jnp.asarray(y), jnp.asarray(s @ y.T), jnp.asarray(y @ y.T),
+                              jnp.asarray(newest), jnp.asarray(pairs))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    empty = qn._compact_product(jnp.asarray(g), jnp.asarray(s), jnp.asarray(y), jnp.asarray(s @ y.T),
+                                jnp.asarray(y @ y.T), jnp.asarray(newest), jnp.asarray(0))
+    np.testing.assert_array_equal(empty, g)  # no pairs: H = I
+
+
 @pytest.mark.parametrize("make", [gk.optim.bfgs, gk.optim.lbfgs], ids=["bfgs", "lbfgs"])
 @pytest.mark.parametrize("name,dim", [("himmelblau", 2), ("rosenbrock", 2), ("rosenbrock", 10)])
 def test_vmapped_multistart_converges_to_the_known_minimizers(make, name, dim):
@@ -193,12 +225,12 @@ def test_two_lbfgs_steps_per_loop_trip_change_nothing(maxiter, monkeypatch):
 
 
 def test_ring_memory_gives_the_shifted_memorys_iterates(monkeypatch):
-    """Above ``_SMALL`` parameters L-BFGS keeps its pairs in a ring (the new pair overwrites the
-    oldest row in place); at or below it, shifted rows, newest last.  Same pairs in the same order:
-    on Rosenbrock n = 100, after 12 steps (the 7-pair ring has wrapped) the iterates and the stored
-    pairs agree to rounding (bit for bit under XLA's default flags; the tests' compile flags fuse
-    the two layouts differently), and both runs converge to the minimizer.  A pair out of order
-    would change the direction at once, not in the last bits."""
+    """Above ``_SMALL`` parameters L-BFGS keeps its pairs in a ring (a new pair overwrites the
+    oldest row in place) with their inner products, and forms ``H g`` by the compact
+    representation; at or below it, shifted rows and the two-loop recursion.  The same ``H``: on
+    Rosenbrock n = 100, after 12 steps (the 7-pair ring has wrapped) both layouts hold the same
+    pairs and the same iterate to rounding, and both converge to the minimizer.  A pair out of
+    order or a wrong inner product would change the direction at once, not in the last bits."""
     minimize_module = importlib.import_module("gradkit.optim.minimize")
     n = 100
     f = gk.landscapes.get("rosenbrock", dim=n)
@@ -210,11 +242,17 @@ def test_ring_memory_gives_the_shifted_memorys_iterates(monkeypatch):
     monkeypatch.setattr(qn, "_SMALL", n)  # shifted rows for n = 100
     monkeypatch.setattr(minimize_module, "_run_compiled", jax.jit(minimize_module._run, static_argnums=(0, 1)))
     shifted, shifted_done = solve(12), solve(3000)
-    assert int(shifted.state.newest) == 6
-    np.testing.assert_allclose(ring.params, shifted.params, rtol=1e-12)
+    assert int(shifted.state.newest) == 6 and shifted.state.yy is None
+    np.testing.assert_allclose(ring.params, shifted.params, rtol=1e-11)
     oldest_first = lambda mem: np.roll(np.asarray(mem), -(int(ring.state.newest) + 1), axis=0)
-    for name in ("s", "y", "sy"):
-        np.testing.assert_allclose(oldest_first(getattr(ring.state, name)), getattr(shifted.state, name), rtol=1e-10, atol=1e-14)
+    s, y = oldest_first(ring.state.s), oldest_first(ring.state.y)
+    np.testing.assert_allclose(s, shifted.state.s, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(y, shifted.state.y, rtol=1e-9, atol=1e-13)
+    # the ring's kept inner products are those of its pairs
+    gram = lambda m: oldest_first(oldest_first(m).T).T
+    np.testing.assert_allclose(gram(ring.state.sy), s @ y.T, rtol=1e-12)
+    np.testing.assert_allclose(gram(ring.state.yy), y @ y.T, rtol=1e-12)
+    np.testing.assert_allclose(np.diagonal(s @ y.T), shifted.state.sy, rtol=1e-9)
     for done in (ring_done, shifted_done):
         assert int(done.code) == gk.results.Code.CONVERGED
         np.testing.assert_allclose(done.params, np.ones(n), atol=1e-8)
