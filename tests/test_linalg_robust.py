@@ -5,6 +5,7 @@ References: ``np.linalg.eigvalsh`` / ``np.linalg.solve`` on the dense matrices, 
 
 from __future__ import annotations
 
+import importlib
 import resource
 
 import jax
@@ -377,3 +378,31 @@ def test_operator_kinds_and_their_cache_keys():
     quad_loss = type("QuadLoss", (Unhashable,), {"__call__": lambda self, x: 0.5 * x @ (self.a @ x)})(a)
     res = lanczos_eigenvalues(gk.hvp_operator(quad_loss, jnp.ones(3)), jnp.ones(3), KEY, k=1, num_steps=3)
     np.testing.assert_allclose(res.eigenvalues, [3.0], rtol=1e-10)
+
+
+def test_cg_sees_a_non_finite_product_entry_where_the_direction_is_zero():
+    """CG judges ``Ap``'s finiteness from ``<p, Ap>`` and the new iterates' from one sum of
+    ``v * 0``: a NaN or inf in ``Ap`` where ``p`` is 0 (so ``p_i (Ap)_i = 0 · inf = NaN``), or in
+    one leaf of a pytree, is still NONFINITE at that step; the one-reduction check equals
+    ``jnp.isfinite`` on every entry."""
+    cg_module = importlib.import_module("gradkit.linalg.cg")
+    a = jnp.diag(jnp.arange(1.0, 5.0))
+    b = jnp.array([1.0, 1.0, 1.0, 0.0])  # p₀ = b: its last entry is 0
+    for bad in (jnp.nan, jnp.inf, -jnp.inf):
+        poisoned = lambda v, bad=bad: a @ v + jnp.array([0.0, 0.0, 0.0, 1.0]) * bad
+        res = cg(poisoned, b)
+        assert int(res.code) == Code.NONFINITE and int(res.iterations) == 0
+        tree_op = lambda t, bad=bad: {"u": a @ t["u"], "w": t["w"] * 2 + bad * (t["w"] == 0)}
+        res = cg(tree_op, {"u": b, "w": jnp.array([1.0, 0.0])})
+        assert int(res.code) == Code.NONFINITE
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        trees = [{"u": rng.normal(size=4), "w": rng.normal(size=(2, 3))} for _ in range(3)]
+        leaf = rng.integers(3)
+        key = "u" if rng.integers(2) else "w"
+        if rng.integers(2):
+            trees[leaf][key].flat[rng.integers(trees[leaf][key].size)] = rng.choice([np.nan, np.inf, -np.inf])
+        want = all(np.all(np.isfinite(t[k])) for t in trees for k in t)
+        assert bool(cg_module._all_finite_together(*jax.tree.map(jnp.asarray, trees))) == want
+    huge = {"u": jnp.full(4, 1e308)}  # finite entries whose sum overflows are still finite
+    assert bool(cg_module._all_finite_together(huge, huge))
