@@ -44,7 +44,9 @@ def interleaved_medians(fns: list[Callable[[], Any]], repeats: int = 20, warmup:
 def machine() -> str:
     """A one-line description of where the numbers were taken."""
     dev = jax.devices()[0]
-    return f"{platform.machine()} ({os.cpu_count()} cores), {jax.device_count()} x {dev.platform}:{dev.device_kind}, jax {jax.__version__}"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = f"{os.cpu_count()} cores" + (f", pinned to {usable}" if usable != os.cpu_count() else "")
+    return f"{platform.machine()} ({cores}), {jax.device_count()} x {dev.platform}:{dev.device_kind}, jax {jax.__version__}"
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:

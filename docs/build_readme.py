@@ -26,9 +26,21 @@ def table(rows, columns):
 
 
 def machine_words(machine: str) -> str:
-    """``"x86_64 (2 cores), 1 x cpu:cpu, jax 0.10.2"`` -> ``"2 CPU cores (x86_64, jax 0.10.2)"``."""
-    m = re.fullmatch(r"(\S+) \((\d+) cores\), \d+ x cpu:cpu, jax (\S+)", machine)
-    return f"{m.group(2)} CPU cores ({m.group(1)}, jax {m.group(3)})" if m else machine
+    """``"x86_64 (2 cores), 1 x cpu:cpu, jax 0.10.2"`` -> ``"2 CPU cores (x86_64, jax 0.10.2)"``;
+    ``"... (2 cores, pinned to 1) ..."`` -> ``"1 of 2 CPU cores (taskset; ...)"``."""
+    m = re.fullmatch(r"(\S+) \((\d+) cores(?:, pinned to (\d+))?\), \d+ x cpu:cpu, jax (\S+)", machine)
+    if not m:
+        return machine
+    if m.group(3):
+        return f"{m.group(3)} of {m.group(2)} CPU cores (pinned with taskset; {m.group(1)}, jax {m.group(4)})"
+    return f"{m.group(2)} CPU cores ({m.group(1)}, jax {m.group(4)})"
+
+
+def ratio_range(rows: list[dict], solver: str, column: str) -> str:
+    """``"0.82-0.90x"`` (or ``"0.90x"``): the smallest and largest ``column`` of ``solver``'s rows."""
+    values = sorted(r[column] for r in rows if r["solver"] == solver)
+    low, high = f"{values[0]:.2f}", f"{values[-1]:.2f}"
+    return f"{low}x" if low == high else f"{low}–{high}x"
 
 
 def replacements() -> dict[str, str]:
@@ -52,6 +64,7 @@ def replacements() -> dict[str, str]:
     multihost = json.loads((results / "multihost.json").read_text())
     qn_multi = [r for r in quasi_newton["rows"] if r["runs"] > 1]
     qn_big = [r for r in quasi_newton["rows"] if r["runs"] == 1]
+    qn_big_by = {r["solver"]: r for r in qn_big}
     g3 = lambda v: f"{v:.3g}"
     throughput = [r for r in runs["rows"] if "gradkit run-steps/s" in r]
     big = next(r for r in runs["rows"] if "peak RSS GB" in r)
@@ -109,8 +122,17 @@ def replacements() -> dict[str, str]:
             ("fresh / built once", "fresh / built once", lambda v: f"{v:.2f}x"),
             ("compiles in timed calls", "compiles while timed", str)]),
         "@COMPILE_WORST@": f"{max(r['fresh / built once'] for r in compile_once['rows']):.2f}",
+        "@QN_MACHINE@": machine_words(quasi_newton["machine"]),
+        "@QN_LBFGS_SAME@": ratio_range(qn_multi, "gradkit lbfgs", "vs optimistix, same method"),
+        "@QN_NCG_SAME@": ratio_range(qn_multi, "gradkit newton_cg", "vs optimistix, same method"),
+        "@QN_BFGS_SAME@": ratio_range(qn_multi, "gradkit bfgs", "vs optimistix, same method"),
+        "@QN_BIG_LBFGS@": f"{qn_big_by['gradkit lbfgs']['vs jaxopt LBFGS']:.2f}x",
+        "@QN_BIG_NCG@": f"{qn_big_by['gradkit newton_cg']['vs jaxopt LBFGS']:.2f}x",
+        "@QN_BIG_LBFGS_IT@": str(qn_big_by["gradkit lbfgs"]["max iterations"]),
+        "@QN_BIG_JAXOPT_IT@": str(qn_big_by["jaxopt LBFGS"]["max iterations"]),
         "@T_QN@": table(qn_multi, [
             ("problem", "problem", str), ("solver", "solver", str), ("ms", "ms", g3),
+            ("vs optimistix, same method", "vs optimistix, same method", lambda v: f"{v:.2f}x"),
             ("vs optimistix BFGS", "vs optimistix BFGS", lambda v: f"{v:.2f}x"),
             ("max iterations", "max iterations", str), ("max final ‖g‖", "max final |g|", lambda v: f"{v:.1e}")]),
         "@T_QN_BIG@": table(qn_big, [
