@@ -256,3 +256,24 @@ def test_ring_memory_gives_the_shifted_memorys_iterates(monkeypatch):
     for done in (ring_done, shifted_done):
         assert int(done.code) == gk.results.Code.CONVERGED
         np.testing.assert_allclose(done.params, np.ones(n), atol=1e-8)
+
+
+def test_finite_and_moved_in_one_reduction_equals_the_two_checks():
+    """``minimize``'s guarded step asks, in one reduction per leaf, whether the new params are all
+    finite and whether any entry changed (or is not finite): the same answers as ``isfinite`` and
+    ``!=`` entry by entry, on pytrees with NaN, ±inf, unchanged and changed entries."""
+    minimize_module = importlib.import_module("gradkit.optim.minimize")
+    rng = np.random.default_rng(4)
+    for _ in range(40):
+        x = {"a": rng.normal(size=3), "b": rng.normal(size=(2, 2))}
+        new = jax.tree.map(np.copy, x)
+        for key in ("a", "b"):
+            kind = rng.integers(4)  # unchanged, one entry changed, one non-finite, both
+            if kind in (1, 3):
+                new[key].flat[rng.integers(new[key].size)] += 1e-12
+            if kind in (2, 3):
+                new[key].flat[rng.integers(new[key].size)] = rng.choice([np.nan, np.inf, -np.inf])
+        finite = all(np.all(np.isfinite(v)) for v in new.values())
+        changed = not finite or any(np.any(new[k] != x[k]) for k in x)
+        got = minimize_module._finite_and_moved(jax.tree.map(jnp.asarray, new), jax.tree.map(jnp.asarray, x))
+        assert (bool(got[0]), bool(got[1])) == (finite, changed)

@@ -3,6 +3,7 @@ first-order one) to a gradient tolerance and says honestly why it stopped."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -70,6 +71,15 @@ def _two_steps_per_trip(step: Any, keep_going: Any) -> Any:
     return two_steps
 
 
+def _finite_and_moved(new_x: PyTree, x: PyTree) -> tuple[jax.Array, jax.Array]:
+    """``(every entry of new_x finite, some entry non-finite or changed)`` as one reduction per leaf:
+    each entry's code 0 (unchanged), 1 (changed) or 2 (not finite), and the largest code."""
+    codes = [jnp.max(jnp.where(jnp.isfinite(a), (a != b).astype(jnp.int8), jnp.int8(2)))
+             for a, b in zip(jax.tree.leaves(new_x), jax.tree.leaves(x))]
+    worst = functools.reduce(jnp.maximum, codes)
+    return worst < 2, worst >= 1
+
+
 def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_leaves: tuple, params: PyTree,
          gtol: Any, maxiter: Any, stall_steps: Any) -> Result:
     note_compile("gradkit.optim.minimize", value_spec, optimizer_spec)
@@ -106,8 +116,7 @@ def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_
         updates, new_state = opt.update(grad, state, x, value_fn=f, value=value, grad=grad)
         new_x = optax.apply_updates(x, updates)
         new_value, new_grad = jax.value_and_grad(f)(new_x)
-        ok = tree_all_finite(new_x)
-        moved = ~ok | _moved(new_x, x)
+        ok, moved = _finite_and_moved(new_x, x)
         return (i + 1, new_x, new_state, new_value, new_grad, grad_norm_of(new_grad), jnp.where(moved, 0, still + 1), ~ok)
 
     def step(carry: tuple) -> tuple:
