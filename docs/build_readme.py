@@ -93,7 +93,9 @@ def replacements() -> dict[str, str]:
         f"the second. The ~{race['seconds'] - race['seconds_cached']:.0f} s difference is XLA compiling one program per "
         "(optimizer, landscape), on worker threads, which the CLI keeps in `$XDG_CACHE_HOME/gradkit/jax` "
         "(`~/.cache/gradkit/jax`; `$JAX_COMPILATION_CACHE_DIR` instead when that is set) and a second race loads from "
-        "there (the second run still starts Python, loads the cached programs, runs the races and draws the pictures).")
+        "there (the second run still starts Python, loads the cached programs, runs the races and draws the pictures). "
+        "Machines of this description differ: on 2026-12-06 an earlier 2-core host had measured 91 s and 51 s, and "
+        "its single-core benchmarks ran about half as fast.")
     suites_text = (
         f"A BBOB campaign (Adam, 24 functions × 15 instances, budget 1000·d, the target ladder recorded every "
         f"step; `benchmarks/suites.py`, {suites['machine']}) against the usual Python loop over problems and "
