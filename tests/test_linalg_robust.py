@@ -381,7 +381,7 @@ def test_operator_kinds_and_their_cache_keys():
 
 
 def test_cg_sees_a_non_finite_product_entry_where_the_direction_is_zero():
-    """CG judges ``Ap``'s finiteness from ``<p, Ap>`` and the new iterates' from one sum of
+    """CG (and Steihaug's CG) judges ``Ap``'s finiteness from ``<p, Ap>`` and the new iterates' from one sum of
     ``v * 0``: a NaN or inf in ``Ap`` where ``p`` is 0 (so ``p_i (Ap)_i = 0 · inf = NaN``), or in
     one leaf of a pytree, is still NONFINITE at that step; the one-reduction check equals
     ``jnp.isfinite`` on every entry."""
@@ -395,6 +395,8 @@ def test_cg_sees_a_non_finite_product_entry_where_the_direction_is_zero():
         tree_op = lambda t, bad=bad: {"u": a @ t["u"], "w": t["w"] * 2 + bad * (t["w"] == 0)}
         res = cg(tree_op, {"u": b, "w": jnp.array([1.0, 0.0])})
         assert int(res.code) == Code.NONFINITE
+        res = steihaug_cg(poisoned, b, 10.0)  # Steihaug's CG judges Bd from <d, Bd> the same way
+        assert int(res.code) == Code.NONFINITE and bool(jnp.all(jnp.isfinite(res.x)))
     rng = np.random.default_rng(3)
     for _ in range(20):
         trees = [{"u": rng.normal(size=4), "w": rng.normal(size=(2, 3))} for _ in range(3)]

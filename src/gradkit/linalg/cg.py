@@ -392,7 +392,8 @@ def _steihaug_impl(matvec: Matvec, grad: PyTree, radius: jax.Array, tol: jax.Arr
         r_new = _add_scale(r, alpha, bd)
         rr_new = _vdot(r_new, r_new, dtype)
         d_new = _add_scale(jax.tree.map(jnp.negative, r_new), _safe_div(rr_new, rr), d)
-        nonfinite = ~(tree_all_finite((bd, z_new, r_new, d_new)) & jnp.isfinite(dbd) & jnp.isfinite(model_new)
+        # d is finite, so <d, Bd> is finite only if Bd is
+        nonfinite = ~(_all_finite_together(z_new, r_new, d_new) & jnp.isfinite(dbd) & jnp.isfinite(model_new)
                       & jnp.isfinite(rr_new))
         boundary = (negative | outside) & ~nonfinite
         converged = ~boundary & (jnp.sqrt(rr_new) < threshold)
