@@ -259,9 +259,10 @@ def test_ring_memory_gives_the_shifted_memorys_iterates(monkeypatch):
 
 
 def test_finite_and_moved_in_one_reduction_equals_the_two_checks():
-    """``minimize``'s guarded step asks, in one reduction per leaf, whether the new params are all
-    finite and whether any entry changed (or is not finite): the same answers as ``isfinite`` and
-    ``!=`` entry by entry, on pytrees with NaN, ±inf, unchanged and changed entries."""
+    """``minimize``'s steps ask, in one reduction per leaf, whether the new params (and gradient)
+    are all finite and whether any entry changed (or is not finite): the same answers as
+    ``isfinite`` and ``!=`` entry by entry, on pytrees with NaN, ±inf, unchanged and changed
+    entries."""
     minimize_module = importlib.import_module("gradkit.optim.minimize")
     rng = np.random.default_rng(4)
     for _ in range(40):
@@ -277,3 +278,12 @@ def test_finite_and_moved_in_one_reduction_equals_the_two_checks():
         changed = not finite or any(np.any(new[k] != x[k]) for k in x)
         got = minimize_module._finite_and_moved(jax.tree.map(jnp.asarray, new), jax.tree.map(jnp.asarray, x))
         assert (bool(got[0]), bool(got[1])) == (finite, changed)
+        # with the gradient: finite means params and gradient; when both are, moved is as above
+        grad = jax.tree.map(lambda v: rng.normal(size=v.shape), x)
+        if rng.integers(2):
+            grad["b"].flat[rng.integers(4)] = np.nan
+        grad_finite = all(np.all(np.isfinite(v)) for v in grad.values())
+        got = minimize_module._finite_and_moved(*(jax.tree.map(jnp.asarray, t) for t in (new, x, grad)))
+        assert bool(got[0]) == (finite and grad_finite)
+        if finite and grad_finite:
+            assert bool(got[1]) == changed

@@ -71,11 +71,13 @@ def _two_steps_per_trip(step: Any, keep_going: Any) -> Any:
     return two_steps
 
 
-def _finite_and_moved(new_x: PyTree, x: PyTree) -> tuple[jax.Array, jax.Array]:
-    """``(every entry of new_x finite, some entry non-finite or changed)`` as one reduction per leaf:
-    each entry's code 0 (unchanged), 1 (changed) or 2 (not finite), and the largest code."""
-    codes = [jnp.max(jnp.where(jnp.isfinite(a), (a != b).astype(jnp.int8), jnp.int8(2)))
-             for a, b in zip(jax.tree.leaves(new_x), jax.tree.leaves(x))]
+def _finite_and_moved(new_x: PyTree, x: PyTree, new_grad: PyTree = None) -> tuple[jax.Array, jax.Array]:
+    """``(every entry of new_x -- and of new_grad, when given -- finite, some entry non-finite or
+    changed)`` as one reduction per leaf: each entry's code 0 (unchanged), 1 (changed) or 2 (not
+    finite), and the largest code."""
+    grads = jax.tree.leaves(new_x) if new_grad is None else jax.tree.leaves(new_grad)
+    codes = [jnp.max(jnp.where(jnp.isfinite(a) & jnp.isfinite(g), (a != b).astype(jnp.int8), jnp.int8(2)))
+             for a, b, g in zip(jax.tree.leaves(new_x), jax.tree.leaves(x), grads)]
     worst = functools.reduce(jnp.maximum, codes)
     return worst < 2, worst >= 1
 
@@ -124,8 +126,9 @@ def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_
         updates, new_state = opt.update(grad, state, x, value_fn=f, value=value, grad=grad)
         new_x = optax.apply_updates(x, updates)
         new_value, new_grad = evaluate(new_x, new_state)
-        ok = finite(new_x, new_value, new_grad)
-        moved = jnp.logical_not(tree_all_finite(new_x)) | _moved(new_x, x)
+        # not finite: the loop stops, so `moved` then only needs to be defined
+        all_finite, moved = _finite_and_moved(new_x, x, new_grad)
+        ok = all_finite & jnp.isfinite(new_value)
         pick = lambda new, old: optax.tree.where(ok, new, old)
         return (i + ok.astype(i.dtype), pick(new_x, x), pick(new_state, state), pick(new_value, value),
                 pick(new_grad, grad), jnp.where(ok, grad_norm_of(new_grad), grad_norm),
