@@ -49,11 +49,6 @@ def _stored_value_and_grad(state: Any) -> tuple[Any, Any] | None:
     return (values[0], grads[0]) if len(values) == 1 and len(grads) == 1 else None
 
 
-def _moved(new_x: PyTree, x: PyTree) -> jax.Array:
-    """Whether any entry of the params changed in this step."""
-    return jnp.any(jnp.stack([jnp.any(a != b) for a, b in zip(jax.tree.leaves(new_x), jax.tree.leaves(x))]))
-
-
 def _two_steps_per_trip(step: Any, keep_going: Any) -> Any:
     """A loop body that takes ``step`` twice, the second time only while ``keep_going`` holds:
     the same iterates, iteration counts and stopping step as one step per trip.  For L-BFGS under
