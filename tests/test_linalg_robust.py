@@ -5,7 +5,6 @@ References: ``np.linalg.eigvalsh`` / ``np.linalg.solve`` on the dense matrices, 
 
 from __future__ import annotations
 
-import importlib
 import resource
 
 import jax
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 from jax.flatten_util import ravel_pytree
 
 import gradkit as gk
+from gradkit.results import tree_all_finite
 from gradkit.linalg import (
     Code,
     SolverError,
@@ -383,9 +383,8 @@ def test_operator_kinds_and_their_cache_keys():
 def test_cg_sees_a_non_finite_product_entry_where_the_direction_is_zero():
     """CG (and Steihaug's CG) judges ``Ap``'s finiteness from ``<p, Ap>`` and the new iterates' from one sum of
     ``v * 0``: a NaN or inf in ``Ap`` where ``p`` is 0 (so ``p_i (Ap)_i = 0 · inf = NaN``), or in
-    one leaf of a pytree, is still NONFINITE at that step; the one-reduction check equals
-    ``jnp.isfinite`` on every entry."""
-    cg_module = importlib.import_module("gradkit.linalg.cg")
+    one leaf of a pytree, is still NONFINITE at that step; the one-reduction check
+    (:func:`gradkit.results.tree_all_finite`) equals ``jnp.isfinite`` on every entry."""
     a = jnp.diag(jnp.arange(1.0, 5.0))
     b = jnp.array([1.0, 1.0, 1.0, 0.0])  # p₀ = b: its last entry is 0
     for bad in (jnp.nan, jnp.inf, -jnp.inf):
@@ -405,6 +404,10 @@ def test_cg_sees_a_non_finite_product_entry_where_the_direction_is_zero():
         if rng.integers(2):
             trees[leaf][key].flat[rng.integers(trees[leaf][key].size)] = rng.choice([np.nan, np.inf, -np.inf])
         want = all(np.all(np.isfinite(t[k])) for t in trees for k in t)
-        assert bool(cg_module._all_finite_together(*jax.tree.map(jnp.asarray, trees))) == want
+        assert bool(tree_all_finite(jax.tree.map(jnp.asarray, trees))) == want
     huge = {"u": jnp.full(4, 1e308)}  # finite entries whose sum overflows are still finite
-    assert bool(cg_module._all_finite_together(huge, huge))
+    assert bool(tree_all_finite((huge, huge)))
+    # leaves of one shape but other dtypes (integers, booleans, float32 beside float64) share a check
+    mixed = {"i": jnp.arange(4), "b": jnp.ones(4, bool), "f": jnp.ones(4, jnp.float32), "d": jnp.ones(4)}
+    assert bool(tree_all_finite(mixed)) and bool(tree_all_finite({}))
+    assert not bool(tree_all_finite({**mixed, "f": jnp.array([1.0, jnp.inf, 1.0, 1.0], jnp.float32)}))

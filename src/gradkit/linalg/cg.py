@@ -156,14 +156,6 @@ def _add_scale(x: PyTree, scale: jax.Array, y: PyTree) -> PyTree:
     return jax.tree.map(lambda a, b: (a + scale * b).astype(a.dtype), x, y)
 
 
-def _all_finite_together(*trees: PyTree) -> jax.Array:
-    """Whether every entry of ``trees`` (same structure and shapes) is finite, as one reduction per
-    leaf position instead of one per leaf: ``v * 0`` is 0 for a finite ``v`` and NaN otherwise
-    (IEEE; XLA keeps it), so the sum over the trees' entries is 0 exactly when all are finite."""
-    zeros = jax.tree.map(lambda *leaves: jnp.sum(sum(leaf * 0 for leaf in leaves)), *trees)
-    return jnp.all(jnp.stack([jnp.isfinite(z) for z in jax.tree.leaves(zeros)]))
-
-
 def _vdot(a: PyTree, b: PyTree, dtype: Any) -> jax.Array:
     return jnp.real(optax.tree.vdot(a, b)).astype(dtype)
 
@@ -279,7 +271,7 @@ def _cg_impl(matvec: Matvec, b: PyTree, x0: PyTree | None, tol: jax.Array, atol:
         z_new = apply_precond(r_new)
         rz_new = _vdot(r_new, z_new, dtype)
         p_new = _add_scale(z_new, _safe_div(rz_new, rz), p)
-        nonfinite = ~(products_finite & _all_finite_together(x_new, r_new, z_new, p_new) & jnp.isfinite(rz_new))
+        nonfinite = ~(products_finite & tree_all_finite((x_new, r_new, z_new, p_new)) & jnp.isfinite(rz_new))
         stop = negative | nonfinite
         keep = lambda old, new: optax.tree.where(stop, old, new)
         x, r, p = keep(x, x_new), keep(r, r_new), keep(p, p_new)
@@ -393,7 +385,7 @@ def _steihaug_impl(matvec: Matvec, grad: PyTree, radius: jax.Array, tol: jax.Arr
         rr_new = _vdot(r_new, r_new, dtype)
         d_new = _add_scale(jax.tree.map(jnp.negative, r_new), _safe_div(rr_new, rr), d)
         # d is finite, so <d, Bd> is finite only if Bd is
-        nonfinite = ~(_all_finite_together(z_new, r_new, d_new) & jnp.isfinite(dbd) & jnp.isfinite(model_new)
+        nonfinite = ~(tree_all_finite((z_new, r_new, d_new)) & jnp.isfinite(dbd) & jnp.isfinite(model_new)
                       & jnp.isfinite(rr_new))
         boundary = (negative | outside) & ~nonfinite
         converged = ~boundary & (jnp.sqrt(rr_new) < threshold)
