@@ -131,9 +131,10 @@ def _run(value_spec: Spec, optimizer_spec: Spec, value_leaves: tuple, optimizer_
 
     start_ok = finite(params, value0, grad0)
     carry = (jnp.asarray(0), params, state0, value0, grad0, grad_norm_of(grad0), jnp.asarray(0), ~start_ok)
-    guarded = trial_judge(state0) is not None
+    judge = trial_judge(state0)
+    guarded = judge is not None
     body = guarded_step if guarded else step
-    if isinstance(trial_judge(state0), LBFGSState) and trial_judge(state0).point.size <= SMALL_PROBLEM:
+    if isinstance(judge, LBFGSState) and judge.point.size <= SMALL_PROBLEM:
         body = _two_steps_per_trip(body, keep_going)
     i, x, state, value, grad, grad_norm, still, bad = jax.lax.while_loop(keep_going, body, carry)
     if guarded:  # a last trial that was not finite: report the optimizer's accepted point instead

@@ -278,7 +278,7 @@ def _quasi_newton(name: str, memory_size: int | None, c1: Any, backtrack: Any, m
             h = jnp.where(usable, _bfgs_update(state.h, s_new, y_new, state.pairs == 0), state.h)
             s_mem = y_mem = sy_mem = newest = yy_mem = None
         elif x.size <= _SMALL:  # shift the rows up, the new pair last
-            h, newest, yy_mem = None, None, None
+            h, newest, yy_mem = None, state.newest, None
             roll = lambda mem, row: jnp.concatenate([mem[1:], row[None]])
             s_mem = jnp.where(usable, roll(state.s, s_new), state.s)
             y_mem = jnp.where(usable, roll(state.y, y_new), state.y)
@@ -314,8 +314,7 @@ def _quasi_newton(name: str, memory_size: int | None, c1: Any, backtrack: Any, m
         trial = x_acc + alpha * direction
         common = dict(point=x_acc, point_value=f_acc, point_grad=g_acc,
                       direction=direction, alpha=alpha, rejected=rejected, pairs=pairs)
-        new = BFGSState(h=h, **common) if dense else LBFGSState(s=s_mem, y=y_mem, sy=sy_mem,
-                                                                   newest=state.newest if newest is None else newest,
+        new = BFGSState(h=h, **common) if dense else LBFGSState(s=s_mem, y=y_mem, sy=sy_mem, newest=newest,
                                                                    yy=yy_mem, **common)
         step = unravel(trial - x)
         return jax.tree.map(lambda u, p: u.astype(jnp.result_type(p)), step, params), new
