@@ -35,33 +35,6 @@ def test_bfgs_update_is_the_textbook_formula_and_satisfies_the_secant_equation()
     np.testing.assert_allclose(first, want0, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("n", [2, 6, 12])  # dot products written out (n <= 8) and reduced
-def test_two_loop_recursion_equals_the_dense_bfgs_product(n):
-    """With the memory holding every pair, L-BFGS's ``H g`` is BFGS's from ``H₀ = γ I``
-    (``γ`` from the newest pair), the pairs applied oldest first."""
-    rng = np.random.default_rng(1)
-    m = 4
-    s = rng.normal(size=(m, n))
-    y = s @ np.diag(rng.uniform(0.5, 3.0, size=n)) + 0.01 * rng.normal(size=(m, n))
-    g = rng.normal(size=n)
-    gamma = s[-1] @ y[-1] / (y[-1] @ y[-1])
-    h = gamma * np.eye(n)
-    for si, yi in zip(s, y):
-        rho = 1 / (si @ yi)
-        h = (np.eye(n) - rho * np.outer(si, yi)) @ h @ (np.eye(n) - rho * np.outer(yi, si)) + rho * np.outer(si, si)
-    got = qn._two_loop(jnp.asarray(g), jnp.asarray(s), jnp.asarray(y), jnp.asarray(np.sum(s * y, axis=1)), jnp.asarray(m))
-    np.testing.assert_allclose(got, h @ g, rtol=1e-10)
-    # fewer stored pairs than rows: the empty (oldest) rows are ignored
-    padded_s, padded_y = np.vstack([np.zeros((2, n)), s[2:]]), np.vstack([np.zeros((2, n)), y[2:]])
-    h = gamma * np.eye(n)
-    for si, yi in zip(s[2:], y[2:]):
-        rho = 1 / (si @ yi)
-        h = (np.eye(n) - rho * np.outer(si, yi)) @ h @ (np.eye(n) - rho * np.outer(yi, si)) + rho * np.outer(si, si)
-    got = qn._two_loop(jnp.asarray(g), jnp.asarray(padded_s), jnp.asarray(padded_y),
-                       jnp.asarray(np.sum(padded_s * padded_y, axis=1)), jnp.asarray(2))
-    np.testing.assert_allclose(got, h @ g, rtol=1e-10)
-
-
 def _dense_lbfgs_product(s_oldest_first, y_oldest_first, g):
     """BFGS's H g from H₀ = γ I (γ from the newest pair), the pairs applied oldest first."""
     n = g.size
@@ -71,6 +44,24 @@ def _dense_lbfgs_product(s_oldest_first, y_oldest_first, g):
         rho = 1 / (si @ yi)
         h = (np.eye(n) - rho * np.outer(si, yi)) @ h @ (np.eye(n) - rho * np.outer(yi, si)) + rho * np.outer(si, si)
     return h @ g
+
+
+@pytest.mark.parametrize("n", [2, 6, 12])  # dot products written out (n <= 8) and reduced
+def test_two_loop_recursion_equals_the_dense_bfgs_product(n):
+    """With the memory holding every pair, L-BFGS's ``H g`` is BFGS's from ``H₀ = γ I``
+    (``γ`` from the newest pair), the pairs applied oldest first."""
+    rng = np.random.default_rng(1)
+    m = 4
+    s = rng.normal(size=(m, n))
+    y = s @ np.diag(rng.uniform(0.5, 3.0, size=n)) + 0.01 * rng.normal(size=(m, n))
+    g = rng.normal(size=n)
+    got = qn._two_loop(jnp.asarray(g), jnp.asarray(s), jnp.asarray(y), jnp.asarray(np.sum(s * y, axis=1)), jnp.asarray(m))
+    np.testing.assert_allclose(got, _dense_lbfgs_product(s, y, g), rtol=1e-10)
+    # fewer stored pairs than rows: the empty (oldest) rows are ignored
+    padded_s, padded_y = np.vstack([np.zeros((2, n)), s[2:]]), np.vstack([np.zeros((2, n)), y[2:]])
+    got = qn._two_loop(jnp.asarray(g), jnp.asarray(padded_s), jnp.asarray(padded_y),
+                       jnp.asarray(np.sum(padded_s * padded_y, axis=1)), jnp.asarray(2))
+    np.testing.assert_allclose(got, _dense_lbfgs_product(s[2:], y[2:], g), rtol=1e-10)
 
 
 @pytest.mark.parametrize("pairs", [7, 4, 1])
