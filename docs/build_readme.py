@@ -64,6 +64,7 @@ def replacements() -> dict[str, str]:
     multihost = json.loads((results / "multihost.json").read_text())
     qn_multi = [r for r in quasi_newton["rows"] if r["runs"] > 1]
     qn_big = [r for r in quasi_newton["rows"] if r["runs"] == 1]
+    qn_by = {(r["problem"], r["solver"]): r for r in qn_multi}
     qn_big_by = {r["solver"]: r for r in qn_big}
     g3 = lambda v: f"{v:.3g}"
     throughput = [r for r in runs["rows"] if "gradkit run-steps/s" in r]
@@ -128,6 +129,9 @@ def replacements() -> dict[str, str]:
         "@QN_LBFGS_SAME@": ratio_range(qn_multi, "gradkit lbfgs", "vs optimistix, same method"),
         "@QN_NCG_SAME@": ratio_range(qn_multi, "gradkit newton_cg", "vs optimistix, same method"),
         "@QN_BFGS_SAME@": ratio_range(qn_multi, "gradkit bfgs", "vs optimistix, same method"),
+        **{f"@QN_HIMMELBLAU_{key}_{stat}@": f"{qn_by[('himmelblau 2-D', solver)][column]:g}"
+           for key, solver in (("GK", "gradkit bfgs"), ("OPTX", "optimistix BFGS"))
+           for stat, column in (("MEDIAN", "median iterations"), ("MAX", "max iterations"))},
         "@QN_BIG_LBFGS@": f"{qn_big_by['gradkit lbfgs']['vs jaxopt LBFGS']:.2f}x",
         "@QN_BIG_NCG@": f"{qn_big_by['gradkit newton_cg']['vs jaxopt LBFGS']:.2f}x",
         "@QN_BIG_LBFGS_IT@": str(qn_big_by["gradkit lbfgs"]["max iterations"]),
@@ -136,6 +140,7 @@ def replacements() -> dict[str, str]:
             ("problem", "problem", str), ("solver", "solver", str), ("ms", "ms", g3),
             ("vs optimistix, same method", "vs optimistix, same method", lambda v: f"{v:.2f}x"),
             ("vs optimistix BFGS", "vs optimistix BFGS", lambda v: f"{v:.2f}x"),
+            ("median iterations", "median iterations", lambda v: f"{v:g}"),
             ("max iterations", "max iterations", str), ("max final ‖g‖", "max final |g|", lambda v: f"{v:.1e}")]),
         "@T_QN_BIG@": table(qn_big, [
             ("solver", "solver", str), ("ms", "ms", g3), ("vs jaxopt LBFGS", "vs jaxopt LBFGS", lambda v: f"{v:.2f}x"),
