@@ -92,11 +92,16 @@ def replacements() -> dict[str, str]:
         f"two fresh `python -m gradkit race` processes, wall time including Python's start-up and imports, the first "
         f"on an empty persistent compile cache: **{race['seconds']:.0f} s** the first time, **{race['seconds_cached']:.0f} s** "
         f"the second. The ~{race['seconds'] - race['seconds_cached']:.0f} s difference is XLA compiling one program per "
-        "(optimizer, landscape), on worker threads, which the CLI keeps in `$XDG_CACHE_HOME/gradkit/jax` "
+        "optimizer for every group of landscapes with the same dimension, f* and tolerance (the landscape is a traced "
+        "`lax.switch` index: 28 programs, not 70), on worker threads, with XLA's quick CPU settings (legacy emitters, "
+        "no LLVM optimisation: compiling is most of a race's work, its runs are small); the CLI keeps the programs in "
+        "`$XDG_CACHE_HOME/gradkit/jax` "
         "(`~/.cache/gradkit/jax`; `$JAX_COMPILATION_CACHE_DIR` instead when that is set) and a second race loads from "
-        "there (the second run still starts Python, loads the cached programs, runs the races and draws the pictures). "
-        "Machines of this description differ: on 2026-12-06 an earlier 2-core host had measured 91 s and 51 s, and "
-        "its single-core benchmarks ran about half as fast.")
+        "there (the second run still starts Python, traces the programs, loads them, runs the races and draws the "
+        "pictures). With XLA's default CPU optimisation (`gradkit race --no-fast-compile`) the same race took "
+        f"**{race['seconds_full_compile']:.0f} s** the first time and {race['seconds_cached_full_compile']:.0f} s the "
+        "second. Machines of this description differ: on 2026-12-06 an earlier 2-core host had measured 91 s and 51 s "
+        "(before the programs were shared and compiled quickly), and its single-core benchmarks ran about half as fast.")
     suites_text = (
         f"A BBOB campaign (Adam, 24 functions × 15 instances, budget 1000·d, the target ladder recorded every "
         f"step; `benchmarks/suites.py`, {suites['machine']}) against the usual Python loop over problems and "

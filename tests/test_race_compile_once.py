@@ -52,3 +52,28 @@ def test_race_refuses_a_landscape_named_twice_before_any_compute():
     with pytest.raises(ValueError, match="--landscapes himmelblau himmelblau names one twice"):
         race(echo=quiet, landscapes=["himmelblau", "himmelblau"], out=None)
     assert compiles() == before
+
+
+def test_landscapes_with_the_same_f_star_share_one_program_per_optimizer():
+    """The landscape race runs every landscape of one dimension, f* and tolerance through one
+    compiled program per optimizer (the landscape is a traced switch index); each landscape's
+    runs equal a sweep of that landscape alone, compiled for it."""
+    import gradkit as gk
+    from gradkit import runs
+    from gradkit.runs import engine
+
+    names = ["rosenbrock", "himmelblau", "rastrigin", "six_hump_camel"]  # f* = 0 for three, -1.03 for the last
+    engine._compiled.cache_clear()
+    result = race(landscapes=names, optimizers=["adam", "sgd"], learning_rates=[0.01, 0.03], starts_per_axis=3,
+                  steps=60, out=None, workers=1, echo=quiet)
+    assert engine._compiled.cache_info().misses == 4  # 2 optimizers x (the f* = 0 group, six_hump_camel)
+    makes = {"adam": gk.optim.adam, "sgd": gk.optim.sgd}
+    for res in result.races:
+        alone = runs.sweep(res.landscape, makes, res.starts, {n: {"learning_rate": [0.01, 0.03]} for n in makes}, 60,
+                           tol=res.tol, f_star=res.f_star, minimizers=res.landscape.minima, fast_compile=True)
+        for name in makes:
+            got, want = res.sweep.results[name], alone.results[name]
+            np.testing.assert_allclose(got.final, want.final, rtol=1e-5, atol=1e-6, err_msg=name)
+            np.testing.assert_allclose(got.final_distance, want.final_distance, rtol=1e-5, atol=1e-6)
+            for field in ("converged", "settled_step", "diverged", "first_hit"):
+                np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=f"{name} {field}")

@@ -154,7 +154,7 @@ def _persistent_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
-_LANDSCAPE_ONLY = ("landscapes", "steps", "tol", "rtol", "record_every", "top")
+_LANDSCAPE_ONLY = ("landscapes", "steps", "tol", "rtol", "record_every", "top", "no_fast_compile")
 _SUITE_ONLY = ("functions", "dimensions", "instances", "budget", "problems", "unit")
 
 
@@ -201,7 +201,7 @@ def _cmd_race(args: argparse.Namespace) -> int:
         learning_rates=tuple(pick(args.lrs, defaults.learning_rates)), starts_per_axis=pick(args.starts, defaults.starts_per_axis),
         steps=pick(args.steps, defaults.steps), tol=pick(args.tol, defaults.tol), rtol=pick(args.rtol, defaults.rtol),
         record_every=args.record_every, out=_race_out(args), top=pick(args.top, defaults.top),
-        progress=not args.no_progress,
+        progress=not args.no_progress, fast_compile=not args.no_fast_compile,
     )
     try:
         race.validate(config)
@@ -347,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  f"not with --no-plots or --suite cutest, which write no files)")
     rc.add_argument("--no-plots", action="store_true", help="write no files")
     rc.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rc.add_argument("--no-fast-compile", action="store_true", default=None,
+                    help="landscapes: compile with XLA's default CPU optimisation (about twice the compile time of "
+                         "the default quick settings; the runs are small, so the race takes longer)")
     rc.add_argument("--distributed", action="store_true",
                     help="join a jax.distributed job first (gradkit.runs.multihost.initialize: SLURM, Open MPI, "
                          "Kubernetes, Cloud TPU; implied under python -m gradkit.runs.launch): the runs are split "

@@ -29,7 +29,9 @@ class RaceConfig:
     ``record_every=None`` records at most 100 points per run (the largest divisor of
     ``steps`` that keeps it so).  ``out=None``: no files.  ``workers``: threads that compile
     and run the optimizers of a landscape concurrently (default: the usable CPU cores;
-    results do not depend on it)."""
+    results do not depend on it).  ``fast_compile``: compile the race's programs with XLA's quick
+    CPU settings (:data:`gradkit.runs.engine.FAST_COMPILE_OPTIONS`): compiling is most of a race's
+    work, the runs are small."""
 
     landscapes: Sequence[str] = DEFAULT_LANDSCAPES
     optimizers: Sequence[Any] | Mapping[str, Any] = DEFAULT_OPTIMIZERS
@@ -44,6 +46,7 @@ class RaceConfig:
     progress: bool = False
     workers: int | None = None
     paths_per_optimizer: int = 4
+    fast_compile: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +113,8 @@ def validate(config: RaceConfig) -> None:
                          f"dividing --steps {config.steps})")
     if config.workers is not None and (not _is_int(config.workers) or config.workers < 1):
         raise ValueError(f"--workers {config.workers!r} is invalid (expected a positive integer)")
+    if not isinstance(config.fast_compile, bool):
+        raise ValueError(f"fast_compile {config.fast_compile!r} is invalid (expected True or False)")
     if not _is_int(config.top) or config.top < 1:
         raise ValueError(f"--top {config.top!r} is invalid (expected a positive integer)")
     valid = ", ".join(landscapes.names())

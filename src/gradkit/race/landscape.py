@@ -8,6 +8,8 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
 from collections.abc import Callable
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gradkit import landscapes, runs
@@ -43,6 +45,29 @@ def _measured_costs(land: landscapes.Landscape, config: RaceConfig) -> dict[str,
     return {opt: measured_step_cost(c, land, start) for opt, c in contenders(config).items()}
 
 
+def _shared_objective(land: landscapes.Landscape, config: RaceConfig, dtype: Any) -> Callable[[Any], Any]:
+    """``land``'s function as one branch of a ``lax.switch`` over every raced landscape with the same
+    dimension, ``f*`` and tolerance, its index a traced argument: the sweeps of those landscapes
+    then share one compiled program per optimizer (the default race: 28 programs, not 70, and
+    tracing them is most of a race once compiled programs are cached).  Only the chosen branch runs."""
+    key = lambda other: (other.dim, other.f_star(dtype), tolerance(other, config))
+    group = [other for other in map(landscapes.get, config.landscapes) if key(other) == key(land)]
+    if len(group) < 2:
+        return land.fn
+    branches = tuple(other.fn for other in group)
+    index = jnp.asarray([other.name for other in group].index(land.name), jnp.int32)
+    return lambda x: jax.lax.switch(index, branches, x)
+
+
+def _with_distances(result: runs.RunResult, land: landscapes.Landscape) -> runs.RunResult:
+    """``result`` with ``final_distance``, the distance of each final point to the nearest of
+    ``land``'s minimizers, computed here in the run's dtype (the shared program has no minimizers)."""
+    final = np.asarray(result.final)
+    mins = np.asarray(land.minima, dtype=final.dtype)
+    distance = np.sqrt(np.min(np.sum((final[:, None, :] - mins[None]) ** 2, axis=-1), axis=1))
+    return dataclasses.replace(result, final_distance=distance)
+
+
 def _queue_landscape(name: str, config: RaceConfig, pool: Executor | None, bar: Any,
                      measured: dict[str, float | None] | None = None) -> _Pending:
     """Queue one sweep per optimizer of landscape ``name`` on ``pool`` (run them now without one);
@@ -53,13 +78,15 @@ def _queue_landscape(name: str, config: RaceConfig, pool: Executor | None, bar: 
     stride = record_stride(config.steps, config.record_every) if config.out else "final"
     grids = grids_for(config)
     table = contenders(config)
-    f_scale = land.f_scale
     measured = measured if measured is not None else _measured_costs(land, config)
+    objective = _shared_objective(land, config, starts.dtype)
 
     def one(opt: str) -> runs.SweepResult:
-        part = runs.sweep(land, {opt: table[opt].make}, starts, {opt: grids[opt]}, config.steps,
-                          tol=config.tol, rtol=config.rtol, f_scale=f_scale, f_star=f_star, record=stride,
-                          minimizers=land.minima, step_cost=measured[opt])
+        # the tolerance tol + rtol * f_scale as one number: the same rule on every landscape of a group
+        part = runs.sweep(objective, {opt: table[opt].make}, starts, {opt: grids[opt]}, config.steps,
+                          tol=tolerance(land, config), f_star=f_star, record=stride, step_cost=measured[opt],
+                          fast_compile=config.fast_compile)
+        part = dataclasses.replace(part, results={k: _with_distances(r, land) for k, r in part.results.items()})
         if bar is not None:
             bar.update(len(part.grids[opt]) * part.n_starts * config.steps)
         return part
@@ -121,7 +148,7 @@ def race(config: RaceConfig | None = None, echo: Callable[[str], Any] = print, *
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total_run_steps(config), unit="run-step", unit_scale=True, desc="race", leave=False)
-    # Compiling dominates (one XLA compile per optimizer and landscape, ~1-4 s of CPU each) and XLA
+    # Compiling dominates (one XLA compile per optimizer and group of landscapes, see _shared_objective) and XLA
     # compiles outside the GIL: every sweep is queued on worker threads at once, and the main thread
     # ranks and draws each landscape (matplotlib stays on one thread) while later ones compile.
     races = []

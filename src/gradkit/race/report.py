@@ -39,6 +39,9 @@ def format_header(config: RaceConfig) -> str:
         "  cost = gradient-equivalents (values, gradients, HVPs, line-search trials) to settle; "
         "* = best learning rate on the edge of the grid",
     ]
+    if config.fast_compile and devices[0].platform == "cpu":
+        lines.append("  compiled with XLA's quick CPU settings (legacy emitters, no LLVM optimisation: about half the "
+                     "compile time; --no-fast-compile for XLA's defaults)")
     return "\n".join(lines)
 
 
