@@ -27,8 +27,8 @@ and gradient at the current point (the trial), decides, and proposes the next tr
 
 The step ``s`` is read from the point ``update`` is given (``params - x_acc``), so the state keeps
 no direction or step length: under ``vmap`` every carried array is a select and a copy per step
-(with them: 1000 vmapped runs, one core, 1.06-1.12x optimistix's BFGS on Himmelblau 2-D, without:
-1.00x).
+(1000 vmapped runs on Himmelblau 2-D, one core, timed in alternation with optimistix's BFGS alone:
+1.06-1.12x its time with them, 0.99-1.02x without).
 
 So a step costs one evaluation whatever happens, and ``update`` reads ``value`` (and ``grad``,
 default: the ``updates`` it is given) from the extra keywords that :func:`gradkit.optim.minimize`
