@@ -31,11 +31,7 @@ OptimizerLike = optax.GradientTransformation | OptimizerFactory
 _DEFAULT_MAX_BYTES = 4 * 1024**3
 
 FAST_COMPILE_OPTIONS = _compile.FAST_COMPILE_OPTIONS
-"""The XLA options of ``fast_compile=True`` on CPU: the legacy elemental emitters and no LLVM
-optimisation passes.  The default race (70 programs of ~1000 runs x 500 steps, where compiling is
-nearly all the work) then takes 24 s instead of 44 s the first time and the same 21-22 s with the
-compile cache warm (2 cores); a large call runs up to 5x slower (10⁵ Adam runs x 1000 steps on
-Rosenbrock: 0.35 s -> 1.86 s), so it is off by default.  Ignored on GPU/TPU."""
+"""The XLA options of ``fast_compile=True`` (:data:`gradkit._compile.FAST_COMPILE_OPTIONS`)."""
 
 
 def _record_stride(record: str | int, steps: int) -> int:
